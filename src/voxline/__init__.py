@@ -1,0 +1,3 @@
+"""Voxline: answers Twilio phone calls with a real-time voice AI agent."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from voxline.cli import app
+
+app()

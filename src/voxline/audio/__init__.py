@@ -1,0 +1,1 @@
+"""Audio primitives: G.711 μ-law, resampling, WAV files, levels."""

@@ -1,0 +1,56 @@
+"""G.711 μ-law ↔ 16-bit PCM with numpy lookup tables.
+
+Twilio carries 8 kHz μ-law both ways. Decoding is a 256-entry table (identical to every
+reference decoder); encoding is a 65536-entry table indexed by the unsigned 16-bit sample,
+built once with the same segment arithmetic as CPython's ``audioop.lin2ulaw`` so the bytes
+match it exactly. A table lookup costs well under a microsecond per 20 ms frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_BIAS = 0x84
+_CLIP_14BIT = 8159
+_SEG_END_14BIT = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], dtype=np.int32)
+
+
+def _build_decode_table() -> np.ndarray:
+    u = ~np.arange(256, dtype=np.int32) & 0xFF
+    sign = u & 0x80
+    exponent = (u >> 4) & 0x07
+    mantissa = u & 0x0F
+    magnitude = (((mantissa << 3) + _BIAS) << exponent) - _BIAS
+    return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
+
+
+def _build_encode_table() -> np.ndarray:
+    """μ-law byte for every int16 value, indexed by ``sample & 0xFFFF`` (audioop's algorithm)."""
+    samples = np.arange(65536, dtype=np.int32)
+    samples = np.where(samples >= 32768, samples - 65536, samples)
+    # audioop works on 14-bit magnitudes: shift right by 2 first.
+    pcm = samples >> 2
+    mask = np.where(pcm < 0, 0x7F, 0xFF)
+    pcm = np.where(pcm < 0, -pcm, pcm)
+    pcm = np.minimum(pcm, _CLIP_14BIT)
+    pcm = pcm + (_BIAS >> 2)
+    segment = np.searchsorted(_SEG_END_14BIT, pcm, side="left")
+    seg_clipped = np.minimum(segment, 7)
+    uval = (seg_clipped << 4) | ((pcm >> (seg_clipped + 1)) & 0x0F)
+    out = np.where(segment >= 8, 0x7F ^ mask, uval ^ mask)
+    return out.astype(np.uint8)
+
+
+DECODE_TABLE: np.ndarray = _build_decode_table()
+ENCODE_TABLE: np.ndarray = _build_encode_table()
+SILENCE_BYTE = 0xFF
+
+
+def decode(ulaw: bytes) -> np.ndarray:
+    """μ-law bytes → int16 samples."""
+    return DECODE_TABLE[np.frombuffer(ulaw, dtype=np.uint8)]
+
+
+def encode(pcm: np.ndarray) -> bytes:
+    """int16 samples → μ-law bytes."""
+    return ENCODE_TABLE[pcm.astype(np.int16, copy=False).view(np.uint16)].tobytes()

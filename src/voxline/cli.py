@@ -1,0 +1,83 @@
+"""The ``voxline`` command: ``serve`` answers calls, ``call`` plays Twilio against a server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Voxline: answers phone calls with a real-time voice AI agent.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    agent: Annotated[Optional[Path], typer.Option(help="Agent TOML file (default: the packaged front desk).")] = None,
+) -> None:
+    """Start the server with the embedded models."""
+    import uvicorn
+
+    from voxline.app import create_app
+    from voxline.config import Settings
+    from voxline.logs import configure
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = Settings()
+    if agent is not None:
+        settings.agent_file = agent
+    configure(settings.log_level)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
+                ws_max_size=settings.max_message_bytes, ws_ping_interval=None)
+
+
+@app.command()
+def call(
+    turn: Annotated[list[str], typer.Option("--turn", "-t", help="A WAV file to speak, or text to synthesize; repeat for more turns.")],
+    url: Annotated[str, typer.Option(help="Base URL of the Voxline server.")] = "http://127.0.0.1:8000",
+    public_url: Annotated[Optional[str], typer.Option(help="Public base URL the server signs with, if not --url.")] = None,
+    barge_in: Annotated[Optional[float], typer.Option(help="Talk over the greeting this many seconds after it starts.")] = None,
+    save: Annotated[Optional[Path], typer.Option(help="Save what the caller heard as a WAV file.")] = None,
+    quiet: Annotated[float, typer.Option(help="Seconds of quiet that mean the agent finished talking.")] = 1.0,
+) -> None:
+    """Play Twilio against a running server and print each turn's voice-to-voice latency."""
+    from voxline.audio.pcm import TELEPHONY_RATE, write_wav
+    from voxline.logs import configure
+    from voxline.simulator.caller import SimulatedCall, wait_until_ready
+    from voxline.simulator.voices import caller_turns
+
+    configure("WARNING")
+    turns = caller_turns(turn)
+    if barge_in is not None and turns:
+        turns[0].barge_in_after_s = barge_in
+    token = os.environ.get("TWILIO_AUTH_TOKEN", "")
+
+    async def place_call():
+        await wait_until_ready(url)
+        return await SimulatedCall(url, token, public_url, quiet_s=quiet).run(turns)
+
+    result = asyncio.run(place_call())
+    table = Table(title=f"Call {result.call_sid}")
+    table.add_column("turn")
+    table.add_column("speech (s)", justify="right")
+    table.add_column("voice-to-voice latency (ms)", justify="right")
+    table.add_column("clear", justify="right")
+    for item in result.turns:
+        latency = "no reply" if item.latency_s is None else f"{item.latency_s * 1000:.0f}"
+        clear = "" if item.clear_at is None else f"{(item.clear_at - item.speech_start) * 1000:.0f} ms after speech"
+        table.add_row(item.label, f"{item.speech_end - item.speech_start:.2f}", latency, clear)
+    console.print(table)
+    if save is not None:
+        write_wav(save, result.heard(), TELEPHONY_RATE)
+        console.print(f"saved what the caller heard to {save}")
+
+
+if __name__ == "__main__":
+    app()

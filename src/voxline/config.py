@@ -1,0 +1,97 @@
+"""Configuration: server settings from the environment / ``.env``, and the agent file.
+
+Settings are process-wide (where to listen, credentials, model pool size). The agent file says
+who answers the phone: its prompt, greeting, language, voice and turn-detection thresholds. A
+ready "front desk" agent ships with the package so the server starts with no files at all.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Server settings. Twilio's variables keep their usual names; the rest start ``VOXLINE_``."""
+
+    model_config = SettingsConfigDict(env_prefix="VOXLINE_", env_file=".env", extra="ignore")
+
+    twilio_account_sid: str = Field(default="", validation_alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr = Field(default=SecretStr(""), validation_alias="TWILIO_AUTH_TOKEN")
+    public_url: str = Field(
+        default="",
+        description="Public base URL Twilio uses to reach this server, e.g. https://voice.example.com. "
+        "When empty, it is rebuilt from X-Forwarded-Proto/X-Forwarded-Host, else from Host.",
+    )
+    agent_file: Path | None = Field(default=None, description="TOML agent file; the packaged front desk if unset.")
+    model_threads: int = Field(default=2, ge=1, description="Threads each embedded model may use.")
+    model_workers: int = Field(default=2, ge=1, description="Size of the pool that runs blocking model calls.")
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "voxline",
+        description="Where model files assembled from several package parts are kept.",
+    )
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest WebSocket message accepted.")
+    log_level: str = "INFO"
+
+
+class VadSettings(BaseModel):
+    """Turn detection thresholds (20 ms frames)."""
+
+    engine: Literal["webrtc", "silero"] = "webrtc"
+    webrtc_mode: int = Field(default=3, ge=0, le=3, description="WebRTC VAD aggressiveness.")
+    silero_threshold: float = Field(default=0.5, gt=0, lt=1)
+    ring_ms: int = Field(default=600, description="Smoothing window for deciding that speech started.")
+    start_ratio: float = Field(default=0.5, gt=0, le=1, description="Voiced fraction of the window that starts speech.")
+    barge_in_ratio: float = Field(
+        default=0.2, gt=0, le=1,
+        description="Voiced fraction that starts speech while the agent is talking (interrupts it sooner).",
+    )
+    end_silence_frames: int = Field(default=15, ge=1, description="Unvoiced frames in a row that end the turn.")
+    early_stt_frames: int = Field(
+        default=5, ge=0,
+        description="Unvoiced frames after which transcription starts speculatively (0 turns it off).",
+    )
+    min_speech_ms: int = Field(default=200, ge=0, description="Shorter utterances are ignored as noise.")
+    max_utterance_s: float = Field(default=30.0, gt=0, description="A turn longer than this is cut and answered.")
+
+
+class LlmSettings(BaseModel):
+    model: Literal["qwen2.5-0.5b", "smollm2-135m"] = "qwen2.5-0.5b"
+    max_tokens: int = Field(default=80, ge=1)
+    temperature: float = Field(default=0.0, ge=0)
+    context_tokens: int = Field(default=2048, ge=256)
+    history_turns: int = Field(default=8, ge=0, description="Caller/agent exchanges kept in the prompt.")
+
+
+class VoiceSettings(BaseModel):
+    engine: Literal["hibari", "espeak"] = "hibari"
+    voice: str = Field(default="heart", description="hibari: 'heart'; espeak: a voice name such as 'hi' or 'en-us'.")
+    speed: float = Field(default=1.0, gt=0.3, lt=3.0)
+
+
+class AgentConfig(BaseModel):
+    """Who answers the phone. Loaded from a TOML file."""
+
+    name: str = "front-desk"
+    language: str = Field(default="en", description="Speech-to-text language code.")
+    greeting: str
+    system_prompt: str
+    goodbye: str = "Goodbye."
+    vad: VadSettings = VadSettings()
+    llm: LlmSettings = LlmSettings()
+    voice: VoiceSettings = VoiceSettings()
+    pace_ahead_ms: int = Field(default=200, ge=20, le=2000, description="How far outbound audio may run ahead of real time.")
+
+
+def load_agent(path: Path | None) -> AgentConfig:
+    """Read an agent file, or the packaged front desk agent when ``path`` is None."""
+    if path is None:
+        text = resources.files("voxline.agents").joinpath("front_desk.toml").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    return AgentConfig.model_validate(tomllib.loads(text))

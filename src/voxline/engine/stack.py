@@ -1,0 +1,92 @@
+"""The voice stack: the STT, LLM and TTS an agent uses, loaded once per process and shared.
+
+Each model gets its own one-thread lane, so a long LLM generation never queues a
+transcription behind it, and no model is ever run by two threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+from voxline.config import AgentConfig, Settings, VadSettings
+from voxline.engine import files
+from voxline.engine.pool import ModelPool
+from voxline.llm.base import LanguageModel
+from voxline.stt.base import SpeechToText
+from voxline.tts.base import TextToSpeech
+from voxline.turns.vad import SileroVad, VoiceActivityDetector, WebRtcVad
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VoiceStack:
+    stt: SpeechToText
+    llm: LanguageModel
+    tts: TextToSpeech
+    make_vad: Callable[[], VoiceActivityDetector]
+    pools: list[ModelPool]
+    greeting_audio: dict[str, bytes]
+
+    async def speak(self, text: str) -> bytes:
+        """Synthesize, reusing the pre-rendered audio of fixed phrases (the greeting)."""
+        if text in self.greeting_audio:
+            return self.greeting_audio[text]
+        return await self.tts.synthesize(text)
+
+    def close(self) -> None:
+        for pool in self.pools:
+            pool.shutdown()
+
+
+def vad_factory(vad: VadSettings) -> Callable[[], VoiceActivityDetector]:
+    if vad.engine == "silero":
+        return partial(SileroVad, files.verified(files.SILERO_VAD), vad.silero_threshold)
+    return partial(WebRtcVad, vad.webrtc_mode)
+
+
+def load_embedded(settings: Settings, agent: AgentConfig) -> VoiceStack:
+    """Check every model file against its pin, load the models and warm them up (blocking)."""
+    from voxline.llm.llama import LlamaChat
+    from voxline.stt.whisper import WhisperSTT
+
+    started = time.perf_counter()
+    threads = settings.model_threads
+    stt_pool, llm_pool, tts_pool = ModelPool(1), ModelPool(1), ModelPool(1)
+
+    stt = WhisperSTT(files.whisper_tiny_en_dir(), stt_pool, threads)
+    stt.warm_up()
+    log.info("STT loaded: %s", stt.name)
+
+    gguf = files.llm_gguf(agent.llm.model, settings.cache_dir)
+    llm = LlamaChat(agent.llm.model, gguf, llm_pool, threads, agent.llm.context_tokens)
+    llm.warm_up(agent.system_prompt)
+    log.info("LLM loaded: %s (%s)", llm.name, gguf.name)
+
+    tts = load_tts(agent, tts_pool)
+    tts.warm_up()
+    log.info("TTS loaded: %s", tts.name)
+
+    stack = VoiceStack(stt=stt, llm=llm, tts=tts, make_vad=vad_factory(agent.vad),
+                       pools=[stt_pool, llm_pool, tts_pool], greeting_audio={})
+    for phrase in (agent.greeting, agent.goodbye):
+        stack.greeting_audio[phrase] = tts.synthesize_blocking(phrase)
+    stack.make_vad()  # fail at start-up, not on the first call, if the VAD cannot load
+    log.info("models ready in %.1f s", time.perf_counter() - started)
+    return stack
+
+
+def load_tts(agent: AgentConfig, pool: ModelPool):
+    if agent.voice.engine == "espeak":
+        files.verified_all(files.ESPEAK_DATA)
+        from voxline.tts.espeak_tts import EspeakTTS
+
+        return EspeakTTS(pool, voice=agent.voice.voice, speed=agent.voice.speed)
+    files.verified_all(files.HIBARI_HEART)
+    from voxline.tts.hibari_tts import HibariTTS
+
+    return HibariTTS(pool, speed=agent.voice.speed, voice=agent.voice.voice)

@@ -1,0 +1,1 @@
+"""The language model: conversation in, reply streamed out token by token."""

@@ -1,0 +1,297 @@
+"""The call session: the one orchestrator for a streaming call.
+
+Inbound 20 ms frames go through turn detection. When the caller's turn ends, a reply task runs
+STT → LLM (streamed) → TTS per clause → the pacer, each clause spoken while the next is written.
+If the caller starts talking while the agent's audio is unplayed, the reply is cancelled, Twilio
+is told to ``clear``, and the history keeps only what the caller actually heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import numpy as np
+
+from voxline.audio import mulaw
+from voxline.audio.pcm import FRAME_MS, FRAME_SAMPLES, TELEPHONY_RATE
+from voxline.config import AgentConfig
+from voxline.engine.stack import VoiceStack
+from voxline.llm.base import ChatMessage
+from voxline.llm.chunking import ClauseChunker
+from voxline.playout.pacer import Pacer, Piece, PlayoutListener
+from voxline.session.records import CallRecord
+from voxline.session.timeline import TurnRecord, TurnTimeline
+from voxline.turns.detector import SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted, TurnDetector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reply:
+    """One agent turn: the greeting (turn 0) or an answer to the caller."""
+
+    turn: int
+    caller_text: str
+    timeline: TurnTimeline | None
+    pieces: list[Piece] = field(default_factory=list)
+    generated: str = ""
+    task: asyncio.Task | None = None
+    done_generating: bool = False
+    finished: bool = False
+    interrupted: bool = False
+    transcribing: bool = False
+    cancel_after_stt: bool = False
+
+    def heard_text(self) -> str:
+        return " ".join(t for t in (p.heard_text() for p in self.pieces) if t)
+
+
+class CallSession:
+    def __init__(self, record: CallRecord, agent: AgentConfig, stack: VoiceStack,
+                 send: Callable[[str], Awaitable[None]]) -> None:
+        self.record = record
+        self._agent = agent
+        self._stack = stack
+        self._detector = TurnDetector(stack.make_vad(), agent.vad)
+        self._pacer = Pacer(record.stream_sid, send, agent.pace_ahead_ms, PlayoutListener(
+            on_first_frame=self._on_first_frame, on_played=self._on_played, on_idle=self._on_idle))
+        self._inbound = bytearray()
+        self._history: list[ChatMessage] = []
+        self._unanswered = ""  # caller words whose reply was never heard: merged into the next turn
+        self._reply: Reply | None = None
+        self._early: asyncio.Task[str] | None = None
+        self._turns = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._sender: asyncio.Task | None = None
+        self.log = logging.LoggerAdapter(log, {"call": record.call_sid})
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._sender = asyncio.create_task(self._pacer.run(), name=f"pacer-{self.record.call_sid}")
+        greeting = Reply(turn=0, caller_text="", timeline=None)
+        greeting.task = self._spawn(self._say_fixed(greeting, self._agent.greeting))
+        self._reply = greeting
+
+    async def close(self, outcome: str = "completed") -> None:
+        for task in [*self._tasks, *( [self._sender] if self._sender else [])]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *( [self._sender] if self._sender else []), return_exceptions=True)
+        if self._reply and not self._reply.finished:
+            self._finish(self._reply, interrupted=not self._reply.done_generating or self._pacer.busy)
+        self.record.history = list(self._history)
+        self.record.outcome = outcome
+        self.record.ended_at = time.time()
+        self.log.info("call ended (%s): %d turns", outcome, len(self.record.turns))
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("call task failed", exc_info=task.exception())
+            self.record.event("error", message=repr(task.exception()))
+
+    # -- inbound ---------------------------------------------------------------------------------
+    def on_audio(self, ulaw: bytes) -> None:
+        self._inbound.extend(ulaw)
+        while len(self._inbound) >= FRAME_SAMPLES:
+            frame = mulaw.decode(bytes(self._inbound[:FRAME_SAMPLES]))
+            del self._inbound[:FRAME_SAMPLES]
+            event = self._detector.process(frame)
+            if event is not None:
+                self._on_turn_event(event)
+
+    def on_mark(self, name: str) -> None:
+        self._pacer.on_mark(name)
+
+    def on_dtmf(self, digit: str) -> None:
+        self.log.info("DTMF %s", digit)
+        self.record.event("dtmf", digit=digit)
+
+    def _on_turn_event(self, event) -> None:
+        if isinstance(event, SpeechStarted):
+            self.log.info("speech started (confidence %.2f)", event.confidence)
+            self._detector.start_ratio = self._agent.vad.start_ratio
+            if self._reply is not None and not self._reply.finished:
+                self._spawn(self._barge_in(self._reply))
+        elif isinstance(event, SpeechPaused):
+            self._early = self._spawn(self._stack.stt.transcribe(event.audio, self._agent.language))
+        elif isinstance(event, SpeechResumed):
+            self._drop_early()
+        elif isinstance(event, SpeechEnded):
+            self._on_speech_ended(event)
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early.cancel()
+            self._early = None
+
+    def _on_speech_ended(self, event: SpeechEnded) -> None:
+        now = time.monotonic()
+        self.log.info("speech ended (%d silence frames, %d ms voiced)", event.silence_frames, event.voiced_ms)
+        early, self._early = self._early, None
+        if event.voiced_ms < self._agent.vad.min_speech_ms:
+            self.log.info("ignored: too short to be speech")
+            if early:
+                early.cancel()
+            return
+        self._turns += 1
+        timeline = TurnTimeline(turn=self._turns, speech_end=now - event.silence_frames * FRAME_MS / 1000,
+                                turn_detected=now, stt_early=early is not None)
+        reply = Reply(turn=self._turns, caller_text="", timeline=timeline)
+        reply.task = self._spawn(self._respond(reply, event.audio, early))
+        self._reply = reply
+
+    # -- replies ---------------------------------------------------------------------------------
+    async def _barge_in(self, reply: Reply) -> None:
+        heard_any = any(p.first_frame_at for p in reply.pieces)
+        if reply.transcribing:
+            # Let the transcription finish so the caller's words are kept for the next turn.
+            reply.cancel_after_stt = True
+            self.log.info("caller went on speaking: reply %d will not be generated", reply.turn)
+            return
+        if reply.task is not None and not reply.task.done():
+            reply.task.cancel()
+        if self._pacer.busy:
+            await self._pacer.interrupt()
+            self.log.info("barge-in: cleared the agent's audio (turn %d)", reply.turn)
+            self.record.event("barge-in", turn=reply.turn)
+        elif not heard_any:
+            self.log.info("caller went on speaking: reply %d cancelled before any audio", reply.turn)
+        if not reply.finished:
+            self._finish(reply, interrupted=True)
+
+    async def _say_fixed(self, reply: Reply, text: str) -> None:
+        reply.generated = text
+        audio = await self._stack.speak(text)
+        self._queue_piece(reply, text, audio)
+        reply.done_generating = True
+        self._maybe_finish(reply)
+
+    async def _respond(self, reply: Reply, audio: np.ndarray, early: asyncio.Task[str] | None) -> None:
+        timeline = reply.timeline
+        assert timeline is not None
+        started = time.monotonic()
+        reply.transcribing = True
+        try:
+            if early is not None:
+                text = await early
+            else:
+                self.log.info("processing %d bytes", audio.size * 2)
+                text = await self._stack.stt.transcribe(audio, self._agent.language)
+        finally:
+            reply.transcribing = False
+        timeline.mark("stt_final")
+        self.log.info("STT result (%s, %.0f ms after end of speech): %r",
+                      "early" if early is not None else "final",
+                      (timeline.stt_final - timeline.speech_end) * 1000, text)
+        caller_text = " ".join(t for t in (self._unanswered, text) if t)
+        reply.caller_text = caller_text
+        if reply.cancel_after_stt:
+            self._finish(reply, interrupted=True)
+            return
+        if not text:
+            self.log.info("no words recognised; ready for next input")
+            reply.finished = True
+            return
+        messages = self._prompt(caller_text)
+        self.log.info("LLM streaming (%d messages)", len(messages))
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        speaker = self._spawn(self._speak(reply, pieces))
+        chunker = ClauseChunker()
+        try:
+            async for token in self._stack.llm.stream(messages, self._agent.llm.max_tokens,
+                                                      self._agent.llm.temperature):
+                timeline.mark("llm_first_token")
+                reply.generated += token
+                for piece in chunker.push(token):
+                    pieces.put_nowait(piece)
+            for piece in chunker.flush():
+                pieces.put_nowait(piece)
+        finally:
+            pieces.put_nowait(None)
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                speaker.cancel()
+        await speaker
+        reply.done_generating = True
+        self.log.info("reply generated in %.0f ms: %r", (time.monotonic() - started) * 1000, reply.generated)
+        self._maybe_finish(reply)
+
+    async def _speak(self, reply: Reply, pieces: asyncio.Queue[str | None]) -> None:
+        while (text := await pieces.get()) is not None:
+            audio = await self._stack.speak(text)
+            if reply.timeline:
+                reply.timeline.mark("first_audio")
+            self._queue_piece(reply, text, audio)
+
+    def _queue_piece(self, reply: Reply, text: str, audio: bytes) -> None:
+        if reply.finished or not audio:
+            return
+        piece = Piece(turn=reply.turn, index=len(reply.pieces), text=text, audio=audio)
+        reply.pieces.append(piece)
+        self._detector.start_ratio = self._agent.vad.barge_in_ratio
+        self._pacer.enqueue(piece)
+
+    def _prompt(self, caller_text: str) -> list[ChatMessage]:
+        keep = self._agent.llm.history_turns * 2
+        history = self._history[-keep:] if keep else []
+        return [{"role": "system", "content": self._agent.system_prompt}, *history,
+                {"role": "user", "content": caller_text}]
+
+    # -- playout callbacks -------------------------------------------------------------------------
+    def _reply_for(self, piece: Piece) -> Reply | None:
+        reply = self._reply
+        return reply if reply is not None and reply.turn == piece.turn else None
+
+    def _on_first_frame(self, piece: Piece) -> None:
+        reply = self._reply_for(piece)
+        if reply and reply.timeline:
+            reply.timeline.mark("first_frame_sent")
+
+    def _on_played(self, piece: Piece) -> None:
+        reply = self._reply_for(piece)
+        if reply is None:
+            return
+        if reply.timeline:
+            reply.timeline.mark("first_mark_echoed")
+        self._maybe_finish(reply)
+
+    def _on_idle(self) -> None:
+        self._detector.start_ratio = self._agent.vad.start_ratio
+
+    def _maybe_finish(self, reply: Reply) -> None:
+        if not reply.finished and reply.done_generating and all(p.played_at for p in reply.pieces):
+            self._finish(reply, interrupted=False)
+
+    def _finish(self, reply: Reply, interrupted: bool) -> None:
+        reply.finished = True
+        reply.interrupted = interrupted
+        heard = reply.heard_text()
+        if reply.turn == 0:
+            if heard:
+                self._history.append({"role": "assistant", "content": heard})
+        elif reply.caller_text:
+            if heard:
+                self._history += [{"role": "user", "content": reply.caller_text},
+                                  {"role": "assistant", "content": heard}]
+                self._unanswered = ""
+            else:
+                self._unanswered = reply.caller_text
+        if reply.timeline is not None:
+            reply.timeline.completed = time.monotonic()
+            stages = reply.timeline.offsets_ms()
+            self.record.turns.append(TurnRecord(
+                index=reply.turn, caller_text=reply.caller_text, agent_text=reply.generated,
+                heard_text=heard, interrupted=interrupted, stages_ms=stages, stt_early=reply.timeline.stt_early))
+            total = (reply.timeline.completed - reply.timeline.speech_end) * 1000
+            self.log.info("turn %d stages (ms after end of speech): %s", reply.turn, stages)
+            self.log.info("total processing time %.0f ms%s", total, " (interrupted)" if interrupted else "")
+        self.log.info("ready for next input")

@@ -1,0 +1,295 @@
+"""Plays Twilio against a running Voxline: the webhook, the signed WebSocket, real-time audio.
+
+It does what Twilio does, in Twilio's exact message format: posts a signed voice webhook, reads
+the ``<Connect><Stream>`` TwiML, opens the stream with a signed upgrade, sends ``connected`` and
+``start``, then a 160-byte μ-law frame every 20 ms (the caller's speech, or line silence), with
+string sequence numbers and a per-track chunk counter. The server's audio goes into a model of
+Twilio's playback buffer, which echoes marks when they are reached and on ``clear``.
+
+Latency is measured as a caller would feel it: from the caller's last speech frame to the first
+audible frame of the reply coming out of the playback buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import secrets
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import numpy as np
+import websockets
+
+from voxline.audio import mulaw
+from voxline.audio.pcm import FRAME_SAMPLES, TELEPHONY_RATE
+from voxline.simulator.playback import PlaybackBuffer
+from voxline.telephony.security import sign
+
+log = logging.getLogger(__name__)
+
+FRAME_S = FRAME_SAMPLES / TELEPHONY_RATE
+SILENCE_FRAME = bytes([0xFF]) * FRAME_SAMPLES
+
+
+def _sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+@dataclass
+class _Utterance:
+    frames: list[bytes]
+    done: asyncio.Future
+    sent: int = 0
+    first_at: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.sent >= len(self.frames)
+
+    def frame_sent(self, at: float) -> None:
+        if self.sent == 0:
+            self.first_at = at
+        self.sent += 1
+        if self.finished and not self.done.done():
+            self.done.set_result((self.first_at, at))
+
+
+@dataclass
+class CallerTurn:
+    label: str
+    audio: np.ndarray  # 8 kHz int16
+    barge_in_after_s: float | None = None  # talk over the agent this long after its audio starts
+
+
+@dataclass
+class TurnResult:
+    label: str
+    speech_start: float
+    speech_end: float
+    reply_audible_at: float | None = None
+    reply_end: float | None = None
+    clear_at: float | None = None
+
+    @property
+    def latency_s(self) -> float | None:
+        return None if self.reply_audible_at is None else self.reply_audible_at - self.speech_end
+
+
+@dataclass
+class CallResult:
+    call_sid: str
+    stream_sid: str
+    twiml: str
+    started: float
+    greeting_audible_at: float | None
+    greeting_end: float | None
+    turns: list[TurnResult]
+    playback: PlaybackBuffer
+    close_code: int | None = None
+    messages_received: dict[str, int] = field(default_factory=dict)
+
+    def heard(self, since: float | None = None, until: float | None = None) -> np.ndarray:
+        return self.playback.heard(self.started if since is None else since, until)
+
+
+async def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
+    """Poll ``/healthz`` until the server has loaded its models."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            try:
+                response = await client.get(base_url.rstrip("/") + "/healthz")
+                if response.status_code == 200:
+                    return
+                if response.json().get("status") == "failed":
+                    raise RuntimeError(f"server failed to load: {response.json().get('error')}")
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{base_url} not ready after {timeout_s:.0f} s")
+            await asyncio.sleep(0.25)
+
+
+class SimulatedCall:
+    """One call. ``run`` returns once every turn is spoken and answered (or timed out)."""
+
+    def __init__(self, base_url: str, auth_token: str = "", public_url: str | None = None,
+                 caller: str = "+15005550006", called: str = "+15005550001",
+                 quiet_s: float = 1.0, reply_timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.public_url = (public_url or base_url).rstrip("/")
+        self.auth_token = auth_token
+        self.caller = caller
+        self.called = called
+        self.quiet_s = quiet_s
+        self.reply_timeout_s = reply_timeout_s
+        self.call_sid = _sid("CA")
+        self.account_sid = _sid("AC")
+        self.stream_sid = _sid("MZ")
+        self._seq = 0
+        self._chunk = 0
+        self._mouth: list[_Utterance] = []
+        self._last_media_at = 0.0
+        self._media_count = 0
+        self._counts: dict[str, int] = {}
+        self._ws = None
+        self._started = 0.0
+        self._clock = time.monotonic
+
+    # -- the webhook -----------------------------------------------------------------------------
+    async def answer(self, client: httpx.AsyncClient) -> tuple[str, str, dict[str, str]]:
+        params = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": self.call_sid,
+                  "CallStatus": "ringing", "Called": self.called, "Caller": self.caller,
+                  "Direction": "inbound", "From": self.caller, "To": self.called, "CallerCity": ""}
+        url = self.public_url + "/voice-stream"
+        headers = {"X-Twilio-Signature": sign(self.auth_token, url, params)} if self.auth_token else {}
+        response = await client.post(self.base_url + "/voice-stream", data=params, headers=headers)
+        response.raise_for_status()
+        root = ET.fromstring(response.text)
+        stream = root.find("./Connect/Stream")
+        if stream is None:
+            raise RuntimeError(f"no <Connect><Stream> in TwiML: {response.text}")
+        custom = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+        return response.text, stream.get("url", ""), custom
+
+    def _connect_url(self, stream_url: str) -> str:
+        """Where to open the socket: the TwiML URL, re-pointed at the server under test."""
+        target = urlsplit(self.base_url)
+        parts = urlsplit(stream_url)
+        scheme = "wss" if target.scheme == "https" else "ws"
+        return urlunsplit((scheme, target.netloc, parts.path, "", ""))
+
+    # -- sending ---------------------------------------------------------------------------------
+    def _next_seq(self) -> str:
+        self._seq += 1
+        return str(self._seq)
+
+    async def _send(self, message: dict) -> None:
+        await self._ws.send(json.dumps(message, separators=(",", ":")))
+
+    def _echo_mark(self, name: str) -> None:
+        message = {"event": "mark", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
+                   "mark": {"name": name}}
+        asyncio.get_running_loop().create_task(self._send(message))
+
+    def speak(self, pcm: np.ndarray) -> asyncio.Future:
+        """Queue speech; the future resolves with (first frame time, last frame time)."""
+        ulaw = mulaw.encode(pcm)
+        frames = [ulaw[i:i + FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff") for i in range(0, len(ulaw), FRAME_SAMPLES)]
+        utterance = _Utterance(frames, asyncio.get_running_loop().create_future())
+        self._mouth.append(utterance)
+        return utterance.done
+
+    async def _send_audio(self) -> None:
+        """A frame every 20 ms on an absolute schedule, as a phone line delivers them."""
+        tick = 0
+        start = self._clock()
+        while True:
+            utterance = self._mouth[0] if self._mouth else None
+            frame = utterance.frames[utterance.sent] if utterance else SILENCE_FRAME
+            self._chunk += 1
+            await self._send({"event": "media", "sequenceNumber": self._next_seq(), "media": {
+                "track": "inbound", "chunk": str(self._chunk), "timestamp": str(120 + tick * 20),
+                "payload": base64.b64encode(frame).decode("ascii")}, "streamSid": self.stream_sid})
+            if utterance is not None:
+                utterance.frame_sent(self._clock())
+                if utterance.finished:
+                    self._mouth.pop(0)
+            tick += 1
+            await asyncio.sleep(max(0.0, start + tick * FRAME_S - self._clock()))
+
+    # -- receiving -------------------------------------------------------------------------------
+    async def _receive(self, playback: PlaybackBuffer) -> None:
+        async for raw in self._ws:
+            if isinstance(raw, bytes):
+                self._counts["binary"] = self._counts.get("binary", 0) + 1
+                continue
+            message = json.loads(raw)
+            event = message.get("event", "?")
+            self._counts[event] = self._counts.get(event, 0) + 1
+            if event == "media":
+                playback.on_media(base64.b64decode(message["media"]["payload"]))
+                self._last_media_at = self._clock()
+                self._media_count += 1
+            elif event == "mark":
+                playback.on_mark(message["mark"]["name"])
+            elif event == "clear":
+                playback.on_clear()
+
+    async def _agent_done(self, playback: PlaybackBuffer, since_media: int) -> None:
+        """Wait until a reply has arrived, played out, and the line stayed quiet for ``quiet_s``."""
+        deadline = self._clock() + self.reply_timeout_s
+        while self._clock() < deadline:
+            quiet_for = self._clock() - max(self._last_media_at, playback.ends_at)
+            if self._media_count > since_media and not playback.playing and quiet_for >= self.quiet_s:
+                return
+            await asyncio.sleep(0.02)
+        log.warning("no complete reply within %.0f s", self.reply_timeout_s)
+
+    # -- the call --------------------------------------------------------------------------------
+    async def run(self, turns: list[CallerTurn], client: httpx.AsyncClient | None = None) -> CallResult:
+        own_client = client is None
+        client = client or httpx.AsyncClient(timeout=30)
+        try:
+            twiml, stream_url, custom = await self.answer(client)
+        finally:
+            if own_client:
+                await client.aclose()
+        headers = {"X-Twilio-Signature": sign(self.auth_token, stream_url)} if self.auth_token else {}
+        async with websockets.connect(self._connect_url(stream_url), additional_headers=headers,
+                                      user_agent_header="Twilio.TmeWs/1.0", max_size=2**20) as ws:
+            self._ws = ws
+            self._started = self._clock()
+            playback = PlaybackBuffer(self._clock, self._echo_mark)
+            await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            await self._send({"event": "start", "sequenceNumber": self._next_seq(), "start": {
+                "accountSid": self.account_sid, "streamSid": self.stream_sid, "callSid": self.call_sid,
+                "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": custom}, "streamSid": self.stream_sid})
+            receiver = asyncio.create_task(self._receive(playback))
+            sender = asyncio.create_task(self._send_audio())
+            results: list[TurnResult] = []
+            try:
+                greeting_end = None
+                greeting_audible = None
+                if not turns or turns[0].barge_in_after_s is None:
+                    await self._agent_done(playback, 0)
+                    greeting_audible = playback.first_audible_after(self._started)
+                    greeting_end = playback.ends_at
+                for turn in turns:
+                    results.append(await self._play_turn(turn, playback))
+                    if greeting_audible is None:
+                        greeting_audible = playback.first_audible_after(self._started)
+                await self._send({"event": "stop", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
+                                  "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
+            finally:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+                await ws.close()
+                receiver.cancel()
+                await asyncio.gather(receiver, return_exceptions=True)
+        return CallResult(call_sid=self.call_sid, stream_sid=self.stream_sid, twiml=twiml, started=self._started,
+                          greeting_audible_at=greeting_audible, greeting_end=greeting_end, turns=results,
+                          playback=playback, close_code=ws.close_code, messages_received=dict(self._counts))
+
+    async def _play_turn(self, turn: CallerTurn, playback: PlaybackBuffer) -> TurnResult:
+        if turn.barge_in_after_s is not None:
+            while (first := playback.first_audible_after(self._started)) is None:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(max(0.0, first + turn.barge_in_after_s - self._clock()))
+        media_before = self._media_count
+        start, end = await self.speak(turn.audio)
+        result = TurnResult(label=turn.label, speech_start=start, speech_end=end)
+        await self._agent_done(playback, media_before)
+        result.reply_audible_at = playback.first_audible_after(end)
+        result.reply_end = playback.ends_at
+        result.clear_at = next((c for c in playback.clears if c >= start), None)
+        log.info("turn %r: latency %s", turn.label,
+                 "none" if result.latency_s is None else f"{result.latency_s * 1000:.0f} ms")
+        return result

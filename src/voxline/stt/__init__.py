@@ -1,0 +1,1 @@
+"""Speech-to-text: the caller's finished utterance in, text out."""

@@ -1,0 +1,1 @@
+"""Telephony: Twilio's webhooks, TwiML, signatures and the Media Streams WebSocket protocol."""

@@ -1,0 +1,141 @@
+"""The ``/media-stream`` WebSocket: Twilio's Media Streams protocol in, a call session behind it.
+
+Bad input never takes the server down: a malformed message is logged and skipped, a binary
+frame or a message for another stream likewise; too many of them in a row closes this stream
+cleanly (1008). Whatever happens, the session is closed and its record kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from voxline.session.call import CallSession
+from voxline.session.records import CallRecord
+from voxline.telephony import messages as m
+from voxline.telephony.security import public_base_url, websocket_url
+
+log = logging.getLogger(__name__)
+
+MAX_BAD_MESSAGES = 50
+POLICY_VIOLATION = 1008
+
+
+async def media_stream(ws: WebSocket) -> None:
+    services = ws.app.state.services
+    url = websocket_url(public_base_url(services.settings.public_url, ws.headers, "http"), "/media-stream")
+    signature = ws.headers.get("x-twilio-signature")
+    await ws.accept()
+    if not services.signatures.websocket_ok(url, signature):
+        log.warning("media stream refused: invalid X-Twilio-Signature for %s (client %s)", url, ws.client)
+        await ws.close(code=POLICY_VIOLATION, reason="invalid signature")
+        return
+    if services.stack is None:
+        log.error("media stream refused: models are still loading")
+        await ws.close(code=1013, reason="not ready")
+        return
+    log.info("WebSocket connected (%s)", ws.client)
+    stream = _Stream(ws, services)
+    try:
+        await stream.serve()
+    finally:
+        await stream.close()
+
+
+class _Stream:
+    def __init__(self, ws: WebSocket, services) -> None:
+        self.ws = ws
+        self.services = services
+        self.session: CallSession | None = None
+        self.bad = 0
+        self.outcome = "completed"
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, text: str) -> None:
+        if self.ws.client_state is WebSocketState.CONNECTED:
+            async with self._send_lock:
+                await self.ws.send_text(text)
+
+    async def serve(self) -> None:
+        while True:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                self.outcome = "disconnected"
+                return
+            if message["type"] == "websocket.disconnect":
+                if self.session is not None:
+                    self.outcome = "disconnected"
+                return
+            text = message.get("text")
+            if text is None:
+                self._reject("binary frame (Twilio error 31950)")
+            else:
+                try:
+                    if not self._dispatch(m.parse(text)):
+                        return
+                except m.ProtocolError as exc:
+                    self._reject(f"{exc} (Twilio error 31951)")
+            if self.bad > MAX_BAD_MESSAGES:
+                log.error("closing the stream: %d malformed messages", self.bad)
+                self.outcome = "protocol-error"
+                await self.ws.close(code=POLICY_VIOLATION, reason="too many malformed messages")
+                return
+
+    def _reject(self, why: str) -> None:
+        self.bad += 1
+        log.warning("skipping message: %s", why)
+
+    def _dispatch(self, event: m.InboundMessage) -> bool:
+        """Handle one message; False when the stream is over."""
+        if isinstance(event, m.Connected):
+            log.info("stream connected (protocol %s, version %s)", event.protocol, event.version)
+            return True
+        if isinstance(event, m.Start):
+            if self.session is not None:
+                self._reject("a second 'start' on one stream")
+                return True
+            self._start(event)
+            return True
+        if self.session is None:
+            self._reject(f"'{type(event).__name__.lower()}' before 'start'")
+            return True
+        if event.stream_sid != self.session.record.stream_sid:
+            self._reject(f"message for stream {event.stream_sid}, not {self.session.record.stream_sid}")
+            return True
+        if isinstance(event, m.Media):
+            if event.track in ("inbound", "inbound_track"):
+                self.session.on_audio(event.payload)
+        elif isinstance(event, m.Mark):
+            self.session.on_mark(event.name)
+        elif isinstance(event, m.Dtmf):
+            self.session.on_dtmf(event.digit)
+        elif isinstance(event, m.Stop):
+            log.info("stream stopped by Twilio (CallSid %s)", event.call_sid)
+            return False
+        return True
+
+    def _start(self, start: m.Start) -> None:
+        if start.encoding != "audio/x-mulaw" or start.sample_rate != 8000 or start.channels != 1:
+            log.warning("unexpected media format %s/%d/%d; treating it as 8 kHz μ-law",
+                        start.encoding, start.sample_rate, start.channels)
+        params = start.custom_parameters
+        record = CallRecord(call_sid=start.call_sid, stream_sid=start.stream_sid,
+                            agent=self.services.agent.name, caller=params.get("From", ""),
+                            called=params.get("To", ""))
+        log.info("stream started (CallSid %s, StreamSid %s)", start.call_sid, start.stream_sid)
+        self.services.registry.begin(record)
+        self.session = CallSession(record, self.services.agent, self.services.stack, self.send)
+        self.session.start()
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close(self.outcome)
+            self.services.registry.end(self.session.record)
+        if self.ws.client_state is WebSocketState.CONNECTED:
+            try:
+                await self.ws.close()
+            except (RuntimeError, WebSocketDisconnect):
+                pass  # the peer went away while we were closing

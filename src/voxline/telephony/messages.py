@@ -1,0 +1,158 @@
+"""Twilio Media Streams messages: parsing what Twilio sends, building what it accepts.
+
+Inbound parsing is tolerant (unknown fields and versions pass; a missing required field is a
+``ProtocolError``). Outbound messages carry exactly the documented fields: Twilio silently
+drops a message with one field too many.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+
+MAX_FRAME_BYTES = 160 * 50  # one inbound media message is 20 ms (160 bytes); refuse anything absurd
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the Media Streams protocol."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    protocol: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Start:
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    tracks: list[str]
+    encoding: str
+    sample_rate: int
+    channels: int
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Media:
+    stream_sid: str
+    track: str
+    chunk: int
+    timestamp: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    stream_sid: str
+    digit: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    stream_sid: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    stream_sid: str
+    call_sid: str
+
+
+InboundMessage = Connected | Start | Media | Dtmf | Mark | Stop
+
+
+def _obj(data: dict, key: str) -> dict:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise ProtocolError(f"'{key}' must be an object")
+    return value
+
+
+def _str(data: dict, key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ProtocolError(f"'{key}' must be a string")
+    return value
+
+
+def _int(data: dict, key: str, default: int | None = None) -> int:
+    value = data.get(key, default)
+    try:
+        return int(value)  # Twilio sends numbers as strings in media and as integers in mediaFormat
+    except (TypeError, ValueError):
+        raise ProtocolError(f"'{key}' must be a number") from None
+
+
+def parse(text: str | bytes) -> InboundMessage:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("message is not a JSON object")
+    event = data.get("event")
+    if event == "media":
+        media = _obj(data, "media")
+        raw = _str(media, "payload")
+        if len(raw) > MAX_FRAME_BYTES * 4 // 3 + 4:
+            raise ProtocolError(f"media payload too large ({len(raw)} base64 characters)")
+        try:
+            payload = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError("media payload is not valid base64") from None
+        return Media(
+            stream_sid=_str(data, "streamSid"),
+            track=str(media.get("track", "inbound")),
+            chunk=_int(media, "chunk", 0),
+            timestamp=_int(media, "timestamp", 0),
+            payload=payload,
+        )
+    if event == "connected":
+        return Connected(protocol=str(data.get("protocol", "")), version=str(data.get("version", "")))
+    if event == "start":
+        start = _obj(data, "start")
+        fmt = start.get("mediaFormat") or {}
+        params = start.get("customParameters") or {}
+        if not isinstance(fmt, dict) or not isinstance(params, dict):
+            raise ProtocolError("'mediaFormat' and 'customParameters' must be objects")
+        return Start(
+            stream_sid=_str(start, "streamSid"),
+            call_sid=_str(start, "callSid"),
+            account_sid=str(start.get("accountSid", "")),
+            tracks=[str(t) for t in start.get("tracks", ["inbound"])],
+            encoding=str(fmt.get("encoding", "audio/x-mulaw")),
+            sample_rate=_int(fmt, "sampleRate", 8000),
+            channels=_int(fmt, "channels", 1),
+            custom_parameters={str(k): str(v) for k, v in params.items()},
+        )
+    if event == "mark":
+        return Mark(stream_sid=_str(data, "streamSid"), name=_str(_obj(data, "mark"), "name"))
+    if event == "dtmf":
+        return Dtmf(stream_sid=_str(data, "streamSid"), digit=_str(_obj(data, "dtmf"), "digit"))
+    if event == "stop":
+        stop = data.get("stop") if isinstance(data.get("stop"), dict) else {}
+        return Stop(stream_sid=_str(data, "streamSid"), call_sid=str(stop.get("callSid", "")))
+    raise ProtocolError(f"unknown event {event!r}")
+
+
+def _dump(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+def media_message(stream_sid: str, ulaw: bytes) -> str:
+    return _dump({"event": "media", "streamSid": stream_sid,
+                  "media": {"payload": base64.b64encode(ulaw).decode("ascii")}})
+
+
+def mark_message(stream_sid: str, name: str) -> str:
+    return _dump({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+
+
+def clear_message(stream_sid: str) -> str:
+    return _dump({"event": "clear", "streamSid": stream_sid})

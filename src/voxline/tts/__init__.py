@@ -1,0 +1,1 @@
+"""Text-to-speech: a piece of the reply in, telephony audio (8 kHz μ-law) out."""

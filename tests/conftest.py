@@ -1,0 +1,111 @@
+"""Shared fixtures: real human speech from Debian packages, and the real server on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+PROMPTS = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
+AUTH_TOKEN = "test-auth-token-0123456789"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make test` (scripts/install-test-data.sh installs it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def librivox() -> dict[str, Path]:
+    """The five LibriVox utterances, keyed by their last number (0870 … 0930)."""
+    folder = _require(LIBRIVOX)
+    return {p.stem.rsplit("-", 1)[1]: p for p in sorted(folder.glob("*.wav"))}
+
+
+@pytest.fixture(scope="session")
+def prompts() -> Path:
+    return _require(PROMPTS)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    """The real application under uvicorn, in a thread of this process, on a loopback port."""
+
+    def __init__(self, settings) -> None:
+        import uvicorn
+
+        from voxline.app import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings.public_url = self.url
+        self.app = create_app(settings)
+        self.services = self.app.state.services
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
+                                ws_max_size=settings.max_message_bytes, ws_ping_interval=None)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="voxline-server", daemon=True)
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while self.services.stack is None:
+            if self.services.load_error:
+                raise RuntimeError(self.services.load_error)
+            if time.monotonic() > deadline:
+                raise TimeoutError("models did not load")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+
+    def transcribe(self, pcm8k) -> str:
+        """Transcribe audio the caller heard with the server's own embedded STT."""
+        return self.services.stack.stt.transcribe_blocking(pcm8k, "en")
+
+    def record(self, call_sid: str):
+        return self.services.registry.find(call_sid)
+
+    async def wait_record_closed(self, call_sid: str, timeout_s: float = 10.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            record = self.record(call_sid)
+            if record is not None and record.ended_at is not None:
+                return record
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"call {call_sid} was not closed")
+
+
+@pytest.fixture(scope="session")
+def server():
+    from voxline.config import Settings
+    from voxline.logs import configure
+
+    configure("INFO")
+    settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID="AC" + "0" * 32)
+    running = RunningServer(settings)
+    running.start()
+    yield running
+    running.stop()

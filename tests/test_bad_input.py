@@ -1,0 +1,119 @@
+"""Hostile and broken input: each gets a logged error and a clean close, and the server keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import websockets
+
+from conftest import AUTH_TOKEN
+from voxline.simulator.caller import CallerTurn, SimulatedCall
+from voxline.simulator.voices import speech_from_wav
+from voxline.telephony.security import sign
+
+pytestmark = pytest.mark.e2e
+
+STREAM = "MZ" + "1" * 32
+CALL = "CA" + "2" * 32
+
+
+def start_message(stream_sid: str = STREAM) -> str:
+    return json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": {
+        "accountSid": "AC" + "3" * 32, "streamSid": stream_sid, "callSid": CALL, "tracks": ["inbound"],
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}, "customParameters": {}}})
+
+
+def ws_url(server) -> str:
+    return server.url.replace("http", "ws", 1) + "/media-stream"
+
+
+def signed(server) -> dict[str, str]:
+    return {"X-Twilio-Signature": sign(AUTH_TOKEN, ws_url(server))}
+
+
+async def test_healthz_reports_ready(server):
+    async with httpx.AsyncClient() as client:
+        response = await client.get(server.url + "/healthz")
+    assert response.status_code == 200 and response.json()["status"] == "ready"
+
+
+async def test_unsigned_and_badly_signed_webhooks_are_refused(server):
+    params = {"CallSid": CALL, "From": "+15005550006", "To": "+15005550001", "CallerCity": ""}
+    async with httpx.AsyncClient() as client:
+        unsigned = await client.post(server.url + "/voice-stream", data=params)
+        forged = await client.post(server.url + "/voice-stream", data=params,
+                                   headers={"X-Twilio-Signature": sign("wrong-token", server.url + "/voice-stream", params)})
+        good = await client.post(server.url + "/voice-stream", data=params,
+                                 headers={"X-Twilio-Signature": sign(AUTH_TOKEN, server.url + "/voice-stream", params)})
+    assert unsigned.status_code == 403 and forged.status_code == 403
+    assert good.status_code == 200 and "<Connect><Stream" in good.text and "?" not in good.text.split('url="')[1].split('"')[0]
+
+
+async def test_unsigned_websocket_is_closed_with_policy_violation(server):
+    async with websockets.connect(ws_url(server)) as ws:
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1008
+
+
+async def test_trailing_slash_signature_is_accepted(server):
+    headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, ws_url(server) + "/")}
+    async with websockets.connect(ws_url(server), additional_headers=headers) as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await ws.send(start_message())
+        first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert first["event"] == "media"
+
+
+async def test_garbage_is_skipped_and_the_stream_goes_on(server, librivox):
+    healthy = asyncio.create_task(SimulatedCall(server.url, AUTH_TOKEN).run(
+        [CallerTurn("alongside", speech_from_wav(librivox["0880"]))]))
+    async with websockets.connect(ws_url(server), additional_headers=signed(server)) as ws:
+        await ws.send("this is not json")
+        await ws.send(b"\x00\x01binary")
+        await ws.send(json.dumps({"event": "media", "sequenceNumber": "2", "streamSid": STREAM,
+                                  "media": {"track": "inbound", "chunk": "1", "timestamp": "20", "payload": "/w=="}}))
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "9.9.9", "new": 1}))
+        await ws.send(start_message())
+        await ws.send(json.dumps({"event": "media", "sequenceNumber": "3", "streamSid": "MZ" + "9" * 32,
+                                  "media": {"track": "inbound", "chunk": "2", "timestamp": "40", "payload": "/w=="}}))
+        await ws.send(json.dumps({"event": "media", "sequenceNumber": "4", "streamSid": STREAM,
+                                  "media": {"track": "inbound", "chunk": "3", "timestamp": "60", "payload": "%%%"}}))
+        await ws.send('{"event": "start", "broken": ')
+        # after all that, the call is alive: the greeting arrives as media frames of whole 160-byte units
+        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert message["event"] == "media" and set(message) == {"event", "streamSid", "media"}
+        assert message["streamSid"] == STREAM
+        import base64
+        assert len(base64.b64decode(message["media"]["payload"])) % 160 == 0
+        await ws.send(json.dumps({"event": "stop", "sequenceNumber": "5", "streamSid": STREAM,
+                                  "stop": {"accountSid": "AC" + "3" * 32, "callSid": CALL}}))
+    record = await server.wait_record_closed(CALL)
+    assert record.outcome == "completed"
+    result = await healthy
+    assert result.turns[0].latency_s is not None  # the other call was answered meanwhile
+
+
+async def test_oversized_message_closes_only_that_stream(server):
+    async with websockets.connect(ws_url(server), additional_headers=signed(server), max_size=None) as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await ws.send("x" * (server.services.settings.max_message_bytes + 10))
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1009
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(server.url + "/healthz")).status_code == 200
+
+
+async def test_a_flood_of_malformed_messages_closes_the_stream(server):
+    async with websockets.connect(ws_url(server), additional_headers=signed(server)) as ws:
+        for _ in range(60):
+            await ws.send("{nope")
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1008

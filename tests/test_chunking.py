@@ -1,0 +1,27 @@
+"""The streamed reply is cut into speakable pieces as soon as a clause allows."""
+
+from voxline.llm.chunking import ClauseChunker, speakable
+
+
+def feed(text: str, step: int = 3) -> list[str]:
+    chunker = ClauseChunker()
+    pieces: list[str] = []
+    for i in range(0, len(text), step):
+        pieces += chunker.push(text[i:i + step])
+    return pieces + chunker.flush()
+
+
+def test_first_clause_is_cut_early_and_sentences_after():
+    pieces = feed("Sure, we are open Monday to Friday, 9 am to 6 pm. On Saturday we open at 10 am. Bye!")
+    assert pieces[0] == "Sure, we are open Monday to Friday,"
+    assert "9 am to 6 pm." in pieces
+    assert pieces[-1] == "Bye!"
+    assert " ".join(pieces) == "Sure, we are open Monday to Friday, 9 am to 6 pm. On Saturday we open at 10 am. Bye!"
+
+
+def test_decimal_points_and_short_fragments_do_not_cut():
+    assert feed("It costs 60.50 dollars in total.") == ["It costs 60.50 dollars in total."]
+
+
+def test_markdown_and_emoji_are_not_spoken():
+    assert speakable("**Hello** _there_ 😀 # ok") == "Hello there ok"
