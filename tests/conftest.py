@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 PROMPTS = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 AUTH_TOKEN = "test-auth-token-0123456789"
+API_TOKEN = "test-api-token-9876543210"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
@@ -104,7 +105,7 @@ def server():
     from voxline.logs import configure
 
     configure("INFO")
-    settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID="AC" + "0" * 32)
+    settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID="AC" + "0" * 32, api_token=API_TOKEN)
     running = RunningServer(settings)
     running.start()
     yield running

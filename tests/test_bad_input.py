@@ -117,3 +117,21 @@ async def test_a_flood_of_malformed_messages_closes_the_stream(server):
             while True:
                 await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1008
+
+
+async def test_call_records_api_needs_the_bearer_token(server, librivox):
+    from conftest import API_TOKEN
+
+    result = await SimulatedCall(server.url, AUTH_TOKEN).run([CallerTurn("api", speech_from_wav(librivox["0930"]))])
+    await server.wait_record_closed(result.call_sid)
+    async with httpx.AsyncClient() as client:
+        anonymous = await client.get(f"{server.url}/api/calls/{result.call_sid}")
+        wrong = await client.get(f"{server.url}/api/calls/{result.call_sid}", headers={"Authorization": "Bearer nope"})
+        record = await client.get(f"{server.url}/api/calls/{result.call_sid}",
+                                  headers={"Authorization": f"Bearer {API_TOKEN}"})
+        listing = await client.get(f"{server.url}/api/calls", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert anonymous.status_code == 401 and wrong.status_code == 401
+    body = record.json()
+    assert body["call_sid"] == result.call_sid and body["outcome"] == "completed"
+    assert body["turns"][0]["stages_ms"]["first_frame_sent"] is not None
+    assert result.call_sid in [c["call_sid"] for c in listing.json()["calls"]]

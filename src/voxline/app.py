@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from voxline.api.calls import router as api_router
 from voxline.config import AgentConfig, Settings, load_agent
 from voxline.engine.stack import VoiceStack, load_embedded
 from voxline.session.records import CallRegistry
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
     app = FastAPI(title="Voxline", version="0.1.0", lifespan=lifespan)
     app.state.services = services
     app.include_router(webhook_router)
+    app.include_router(api_router)
     app.add_api_websocket_route("/media-stream", media_stream)
 
     @app.get("/healthz")

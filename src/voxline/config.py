@@ -23,6 +23,9 @@ class Settings(BaseSettings):
 
     twilio_account_sid: str = Field(default="", validation_alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: SecretStr = Field(default=SecretStr(""), validation_alias="TWILIO_AUTH_TOKEN")
+    api_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for /api; the API is off when empty.")
+    whisper_window: Literal["fit", "full"] = Field(
+        default="fit", description="Whisper encoder window: the utterance plus 1 s ('fit', fast) or 30 s ('full').")
     public_url: str = Field(
         default="",
         description="Public base URL Twilio uses to reach this server, e.g. https://voice.example.com. "

@@ -58,7 +58,7 @@ def load_embedded(settings: Settings, agent: AgentConfig) -> VoiceStack:
     threads = settings.model_threads
     stt_pool, llm_pool, tts_pool = ModelPool(1), ModelPool(1), ModelPool(1)
 
-    stt = WhisperSTT(files.whisper_tiny_en_dir(), stt_pool, threads)
+    stt = WhisperSTT(files.whisper_tiny_en_dir(), stt_pool, threads, settings.whisper_window)
     stt.warm_up()
     log.info("STT loaded: %s", stt.name)
 

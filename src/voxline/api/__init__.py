@@ -1,0 +1,1 @@
+"""The JSON API for call records, behind a bearer token."""
