@@ -25,3 +25,20 @@ def test_decimal_points_and_short_fragments_do_not_cut():
 
 def test_markdown_and_emoji_are_not_spoken():
     assert speakable("**Hello** _there_ 😀 # ok") == "Hello there ok"
+
+
+def test_first_piece_can_be_cut_after_a_few_words_but_not_on_a_dangling_word():
+    chunker = ClauseChunker(first_max_words=6)
+    pieces: list[str] = []
+    for token in "We are open on Saturday from ten to two in the afternoon.".split(" "):
+        pieces += chunker.push(token + " ")
+    pieces += chunker.flush()
+    assert pieces == ["We are open on Saturday from ten", "to two in the afternoon."]
+    chunker = ClauseChunker(first_max_words=4)
+    assert chunker.push("It costs sixty dollars and a ") == ["It costs sixty dollars"]
+
+
+def test_a_word_still_being_written_is_not_cut():
+    chunker = ClauseChunker(first_max_words=3)
+    assert chunker.push("Our clinic open") == []  # "open" may be "opens"
+    assert chunker.push("s daily") == ["Our clinic opens"]

@@ -69,6 +69,14 @@ class LlmSettings(BaseModel):
     temperature: float = Field(default=0.0, ge=0)
     context_tokens: int = Field(default=2048, ge=256)
     history_turns: int = Field(default=8, ge=0, description="Caller/agent exchanges kept in the prompt.")
+    prefill_every_ms: int = Field(
+        default=1000, ge=0,
+        description="While the caller talks, transcribe what they said so far this often and let the LLM "
+        "evaluate it ahead of time (0 turns it off).")
+    first_piece_max_words: int = Field(
+        default=6, ge=0,
+        description="Speak the reply's first words once this many are written, without waiting for "
+        "punctuation (0: wait for a clause or sentence end).")
 
 
 class VoiceSettings(BaseModel):

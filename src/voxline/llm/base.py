@@ -16,3 +16,10 @@ class LanguageModel(Protocol):
     name: str
 
     def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[str]: ...
+
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        """A hint that a prompt starting with ``messages`` is coming (the last one still growing).
+
+        Local models evaluate it ahead of time; hosted APIs may do nothing.
+        """
+        ...

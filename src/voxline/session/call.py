@@ -64,6 +64,8 @@ class CallSession:
         self._unanswered = ""  # caller words whose reply was never heard: merged into the next turn
         self._reply: Reply | None = None
         self._early: asyncio.Task[str] | None = None
+        self._prefill: asyncio.Task | None = None
+        self._prefilled_at_frame = 0
         self._turns = 0
         self._tasks: set[asyncio.Task] = set()
         self._sender: asyncio.Task | None = None
@@ -108,6 +110,8 @@ class CallSession:
             event = self._detector.process(frame)
             if event is not None:
                 self._on_turn_event(event)
+            elif self._detector.speaking:
+                self._maybe_prefill()
 
     def on_mark(self, name: str) -> None:
         self._pacer.on_mark(name)
@@ -120,6 +124,7 @@ class CallSession:
         if isinstance(event, SpeechStarted):
             self.log.info("speech started (confidence %.2f)", event.confidence)
             self._detector.start_ratio = self._agent.vad.start_ratio
+            self._prefilled_at_frame = 0
             if self._reply is not None and not self._reply.finished:
                 self._spawn(self._barge_in(self._reply))
         elif isinstance(event, SpeechPaused):
@@ -128,6 +133,27 @@ class CallSession:
             self._drop_early()
         elif isinstance(event, SpeechEnded):
             self._on_speech_ended(event)
+
+    def _maybe_prefill(self) -> None:
+        """Every ``prefill_every_ms`` of speech, transcribe it so far and let the LLM read it early."""
+        every = self._agent.llm.prefill_every_ms // FRAME_MS
+        frames = self._detector.utterance_frames
+        if not every or frames - self._prefilled_at_frame < every or self._detector.in_silence:
+            return  # in a silence the early transcription is about to need the STT
+        if self._prefill is not None and not self._prefill.done():
+            return
+        if self._reply is not None and not self._reply.finished:
+            return  # the LLM is busy with a reply (or about to be cancelled by a barge-in)
+        self._prefilled_at_frame = frames
+        self._prefill = self._spawn(self._prefill_partial(self._detector.utterance_audio()))
+
+    async def _prefill_partial(self, audio: np.ndarray) -> None:
+        partial = await self._stack.stt.transcribe(audio, self._agent.language)
+        if partial and self._detector.speaking:
+            await self._stack.llm.prefill(self._prompt(self._with_unanswered(partial)))
+
+    def _with_unanswered(self, text: str) -> str:
+        return " ".join(t for t in (self._unanswered, text) if t)
 
     def _drop_early(self) -> None:
         if self._early is not None:
@@ -193,7 +219,7 @@ class CallSession:
         self.log.info("STT result (%s, %.0f ms after end of speech): %r",
                       "early" if early is not None else "final",
                       (timeline.stt_final - timeline.speech_end) * 1000, text)
-        caller_text = " ".join(t for t in (self._unanswered, text) if t)
+        caller_text = self._with_unanswered(text)
         reply.caller_text = caller_text
         if reply.cancel_after_stt:
             self._finish(reply, interrupted=True)
@@ -206,7 +232,7 @@ class CallSession:
         self.log.info("LLM streaming (%d messages)", len(messages))
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = self._spawn(self._speak(reply, pieces))
-        chunker = ClauseChunker()
+        chunker = ClauseChunker(first_max_words=self._agent.llm.first_piece_max_words)
         try:
             async for token in self._stack.llm.stream(messages, self._agent.llm.max_tokens,
                                                       self._agent.llm.temperature):

@@ -61,6 +61,19 @@ class TurnDetector:
         self._last_voiced_index = -1
         self._max_frames = int(settings.max_utterance_s * 1000 / FRAME_MS)
 
+    @property
+    def in_silence(self) -> bool:
+        """The latest frame of the current utterance was unvoiced."""
+        return self._silence_run > 0
+
+    @property
+    def utterance_frames(self) -> int:
+        return len(self._utterance)
+
+    def utterance_audio(self) -> np.ndarray:
+        """The current utterance so far (empty when the caller is not speaking)."""
+        return np.concatenate(self._utterance) if self._utterance else np.zeros(0, dtype=np.int16)
+
     def process(self, frame: np.ndarray) -> TurnEvent | None:
         """Feed one 20 ms frame; returns at most one event."""
         self._frame_index += 1
