@@ -6,7 +6,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install test-data run test test-fast bench-latency clean
+.PHONY: install test-data run test test-fast bench-latency bench-ab clean
 
 .venv/.installed: pyproject.toml requirements-models.txt scripts/install.sh
 	./scripts/install.sh
@@ -28,6 +28,9 @@ test-fast: install test-data
 
 bench-latency: install test-data
 	.venv/bin/python bench/latency.py
+
+bench-ab: install test-data
+	.venv/bin/python bench/ab.py
 
 clean:
 	rm -rf .venv build src/*.egg-info

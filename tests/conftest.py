@@ -99,13 +99,17 @@ class RunningServer:
         raise AssertionError(f"call {call_sid} was not closed")
 
 
+ACCOUNT_SID = "AC" + "0" * 32
+
+
 @pytest.fixture(scope="session")
-def server():
+def server(tmp_path_factory):
     from voxline.config import Settings
     from voxline.logs import configure
 
     configure("INFO")
-    settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID="AC" + "0" * 32, api_token=API_TOKEN)
+    settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, api_token=API_TOKEN,
+                        data_dir=tmp_path_factory.mktemp("voxline-data"), recording_fetch_window_s=2.0)
     running = RunningServer(settings)
     running.start()
     yield running

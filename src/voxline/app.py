@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from voxline.api.calls import router as api_router
 from voxline.config import AgentConfig, Settings, load_agent
 from voxline.engine.stack import VoiceStack, load_embedded
+from voxline.playout.audio_files import AudioFiles
 from voxline.session.records import CallRegistry
+from voxline.store.conversations import ConversationStore, sqlite_url
 from voxline.telephony.media_stream import media_stream
+from voxline.telephony.record_webhooks import router as record_router
+from voxline.telephony.recordings import RecordingFetcher
 from voxline.telephony.security import SignatureChecker
 from voxline.telephony.webhooks import router as webhook_router
 
 log = logging.getLogger(__name__)
+
+AUDIO_SWEEP_S = 60
 
 
 @dataclass
@@ -28,39 +36,59 @@ class Services:
     settings: Settings
     agent: AgentConfig
     signatures: SignatureChecker
+    conversations: ConversationStore
+    audio: AudioFiles
+    http: httpx.AsyncClient
+    fetcher: RecordingFetcher
     registry: CallRegistry = field(default_factory=CallRegistry)
     stack: VoiceStack | None = None
     load_error: str | None = None
+    phrase_tokens: dict[str, str] = field(default_factory=dict)
+
+
+def create_services(settings: Settings, stack: VoiceStack | None = None) -> Services:
+    token = settings.twilio_auth_token.get_secret_value()
+    # One pooled client for the process: keep-alive connections to Twilio's API for every recording.
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+                             follow_redirects=True)
+    return Services(
+        settings=settings, agent=load_agent(settings.agent_file), signatures=SignatureChecker(token),
+        conversations=ConversationStore(settings.database_url or sqlite_url(settings.data_dir / "voxline.db")),
+        audio=AudioFiles(settings.data_dir / "audio", settings.audio_ttl_s), http=http,
+        fetcher=RecordingFetcher(http, settings.twilio_account_sid, token, settings.recording_fetch_window_s),
+        stack=stack)
 
 
 def create_app(settings: Settings | None = None, stack: VoiceStack | None = None) -> FastAPI:
     """Build the app. ``stack`` lets a process that already loaded the models share them."""
-    settings = settings or Settings()
-    agent = load_agent(settings.agent_file)
-    services = Services(settings=settings, agent=agent,
-                        signatures=SignatureChecker(settings.twilio_auth_token.get_secret_value()), stack=stack)
+    services = create_services(settings or Settings(), stack)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        loader = None
+        background = [asyncio.create_task(_sweep_audio(services))]
         if services.stack is None:
-            loader = asyncio.create_task(_load(services))
+            background.append(asyncio.create_task(_load(services)))
         yield
-        if loader is not None:
-            loader.cancel()
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await services.http.aclose()
+        services.conversations.close()
         if services.stack is not None and stack is None:
             services.stack.close()
 
     app = FastAPI(title="Voxline", version="0.1.0", lifespan=lifespan)
     app.state.services = services
     app.include_router(webhook_router)
+    app.include_router(record_router)
     app.include_router(api_router)
     app.add_api_websocket_route("/media-stream", media_stream)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         if services.stack is not None:
-            return JSONResponse({"status": "ready", "agent": agent.name})
+            return JSONResponse({"status": "ready", "agent": services.agent.name})
         status = "failed" if services.load_error else "loading"
         return JSONResponse({"status": status, "error": services.load_error}, status_code=503)
 
@@ -73,3 +101,11 @@ async def _load(services: Services) -> None:
     except Exception as exc:  # reported by /healthz and the log; the process stays up to say so
         services.load_error = str(exc)
         log.exception("loading the models failed")
+
+
+async def _sweep_audio(services: Services) -> None:
+    while True:
+        await asyncio.sleep(AUDIO_SWEEP_S)
+        removed = await asyncio.to_thread(services.audio.sweep)
+        if removed:
+            log.info("deleted %d expired audio files", removed)

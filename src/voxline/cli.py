@@ -46,6 +46,7 @@ def call(
     barge_in: Annotated[Optional[float], typer.Option(help="Talk over the greeting this many seconds after it starts.")] = None,
     save: Annotated[Optional[Path], typer.Option(help="Save what the caller heard as a WAV file.")] = None,
     quiet: Annotated[float, typer.Option(help="Seconds of quiet that mean the agent finished talking.")] = 1.0,
+    mode: Annotated[str, typer.Option(help="'stream' (POST /voice-stream, Media Streams) or 'record' (POST /voice, <Record>).")] = "stream",
 ) -> None:
     """Play Twilio against a running server and print each turn's voice-to-voice latency."""
     from voxline.audio.pcm import TELEPHONY_RATE, write_wav
@@ -58,6 +59,11 @@ def call(
     if barge_in is not None and turns:
         turns[0].barge_in_after_s = barge_in
     token = os.environ.get("TWILIO_AUTH_TOKEN", "")
+    if mode == "record":
+        _record_call(url, token, public_url, turns, save)
+        return
+    if mode != "stream":
+        raise typer.BadParameter("--mode is 'stream' or 'record'")
 
     async def place_call():
         await wait_until_ready(url)
@@ -76,6 +82,31 @@ def call(
     console.print(table)
     if save is not None:
         write_wav(save, result.heard(), TELEPHONY_RATE)
+        console.print(f"saved what the caller heard to {save}")
+
+
+def _record_call(url: str, token: str, public_url: str | None, turns, save: Path | None) -> None:
+    import numpy as np
+
+    from voxline.audio.pcm import TELEPHONY_RATE, write_wav
+    from voxline.simulator.caller import wait_until_ready
+    from voxline.simulator.recorded_call import RecordedCall
+
+    async def place_call():
+        await wait_until_ready(url)
+        return await RecordedCall(url, token, os.environ.get("TWILIO_ACCOUNT_SID") or None, public_url).run(turns)
+
+    result = asyncio.run(place_call())
+    table = Table(title=f"Recorded call {result.call_sid}")
+    table.add_column("turn")
+    table.add_column("speech (s)", justify="right")
+    table.add_column("voice-to-voice latency (ms)", justify="right")
+    for item in result.turns:
+        latency = "no reply" if item.latency_s is None else f"{item.latency_s * 1000:.0f}"
+        table.add_row(item.label, f"{item.speech_end - item.speech_start:.2f}", latency)
+    console.print(table)
+    if save is not None:
+        write_wav(save, np.concatenate([result.greeting_audio, *[t.reply_audio for t in result.turns]]), TELEPHONY_RATE)
         console.print(f"saved what the caller heard to {save}")
 
 

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
         default=Path.home() / ".cache" / "voxline",
         description="Where model files assembled from several package parts are kept.",
     )
+    data_dir: Path = Field(default=Path.home() / ".local" / "share" / "voxline",
+                           description="Call store and served audio files.")
+    database_url: str = Field(default="", description="SQLAlchemy URL of the call store; a SQLite file in data_dir if empty.")
+    record_timeout_s: int = Field(default=1, ge=1, description="<Record timeout>: seconds of silence that end a recorded turn.")
+    record_max_length_s: int = Field(default=30, ge=1, description="<Record maxLength> in seconds.")
+    recording_fetch_window_s: float = Field(default=8.0, gt=0,
+                                            description="How long to retry fetching a recording that is not ready.")
+    audio_ttl_s: int = Field(default=600, ge=60, description="How long a served reply audio URL stays valid.")
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest WebSocket message accepted.")
     log_level: str = "INFO"
 
@@ -93,6 +101,8 @@ class AgentConfig(BaseModel):
     greeting: str
     system_prompt: str
     goodbye: str = "Goodbye."
+    reprompt: str = "Sorry, I didn't catch that. Could you say it again?"
+    apology: str = "Sorry, I'm having trouble hearing you right now. Please try again."
     vad: VadSettings = VadSettings()
     llm: LlmSettings = LlmSettings()
     voice: VoiceSettings = VoiceSettings()

@@ -30,12 +30,12 @@ class VoiceStack:
     tts: TextToSpeech
     make_vad: Callable[[], VoiceActivityDetector]
     pools: list[ModelPool]
-    greeting_audio: dict[str, bytes]
+    fixed_phrases: dict[str, bytes]
 
     async def speak(self, text: str) -> bytes:
-        """Synthesize, reusing the pre-rendered audio of fixed phrases (the greeting)."""
-        if text in self.greeting_audio:
-            return self.greeting_audio[text]
+        """Synthesize, reusing the pre-rendered audio of fixed phrases (greeting, re-prompt, apology)."""
+        if text in self.fixed_phrases:
+            return self.fixed_phrases[text]
         return await self.tts.synthesize(text)
 
     def close(self) -> None:
@@ -72,9 +72,9 @@ def load_embedded(settings: Settings, agent: AgentConfig) -> VoiceStack:
     log.info("TTS loaded: %s", tts.name)
 
     stack = VoiceStack(stt=stt, llm=llm, tts=tts, make_vad=vad_factory(agent.vad),
-                       pools=[stt_pool, llm_pool, tts_pool], greeting_audio={})
-    for phrase in (agent.greeting, agent.goodbye):
-        stack.greeting_audio[phrase] = tts.synthesize_blocking(phrase)
+                       pools=[stt_pool, llm_pool, tts_pool], fixed_phrases={})
+    for phrase in (agent.greeting, agent.goodbye, agent.reprompt, agent.apology):
+        stack.fixed_phrases[phrase] = tts.synthesize_blocking(phrase)
     stack.make_vad()  # fail at start-up, not on the first call, if the VAD cannot load
     log.info("models ready in %.1f s", time.perf_counter() - started)
     return stack

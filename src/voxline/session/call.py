@@ -23,6 +23,7 @@ from voxline.engine.stack import VoiceStack
 from voxline.llm.base import ChatMessage
 from voxline.llm.chunking import ClauseChunker
 from voxline.playout.pacer import Pacer, Piece, PlayoutListener
+from voxline.session.prompt import build_prompt
 from voxline.session.records import CallRecord
 from voxline.session.timeline import TurnRecord, TurnTimeline
 from voxline.turns.detector import SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted, TurnDetector
@@ -267,10 +268,7 @@ class CallSession:
         self._pacer.enqueue(piece)
 
     def _prompt(self, caller_text: str) -> list[ChatMessage]:
-        keep = self._agent.llm.history_turns * 2
-        history = self._history[-keep:] if keep else []
-        return [{"role": "system", "content": self._agent.system_prompt}, *history,
-                {"role": "user", "content": caller_text}]
+        return build_prompt(self._agent, self._history, caller_text)
 
     # -- playout callbacks -------------------------------------------------------------------------
     def _reply_for(self, piece: Piece) -> Reply | None:

@@ -16,6 +16,7 @@ class CallRecord:
     call_sid: str
     stream_sid: str
     agent: str
+    path: str = "streaming"
     caller: str = ""
     called: str = ""
     started_at: float = field(default_factory=time.time)
@@ -40,10 +41,10 @@ class CallRegistry:
         self.finished: deque[CallRecord] = deque(maxlen=keep)
 
     def begin(self, record: CallRecord) -> None:
-        self.active[record.stream_sid] = record
+        self.active[record.call_sid] = record
 
     def end(self, record: CallRecord) -> None:
-        self.active.pop(record.stream_sid, None)
+        self.active.pop(record.call_sid, None)
         self.finished.append(record)
 
     def find(self, call_sid: str) -> CallRecord | None:

@@ -1,0 +1,84 @@
+"""Audio files that Twilio fetches for ``<Play>``: unguessable, expiring, and nothing else readable.
+
+Each file is named by a random 32-character token and written to one folder shared by every
+worker process. A request is answered only if its token has exactly that form (so no path can
+be smuggled in) and the file is younger than its time to live.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+import time
+import wave
+from pathlib import Path
+
+from voxline.audio import mulaw
+from voxline.audio.pcm import TELEPHONY_RATE
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def wav_bytes(ulaw: bytes) -> bytes:
+    """8 kHz 16-bit PCM WAV, a format every Twilio <Play> accepts."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(TELEPHONY_RATE)
+        w.writeframes(mulaw.decode(ulaw).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+class AudioFiles:
+    def __init__(self, folder: Path, ttl_s: float) -> None:
+        self.folder = folder
+        self.ttl_s = ttl_s
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def put(self, ulaw: bytes, ttl_s: float | None = None) -> str:
+        """Store telephony audio; returns its token. ``ttl_s`` longer than the default keeps fixed phrases."""
+        token = secrets.token_urlsafe(24)
+        path = self.folder / f"{token}.wav"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(wav_bytes(ulaw))
+        if ttl_s is not None and ttl_s > self.ttl_s:
+            later = time.time() + ttl_s - self.ttl_s
+            os.utime(tmp, (later, later))  # the expiry test reads the mtime
+        os.replace(tmp, path)
+        return token
+
+    def get(self, token: str) -> bytes | None:
+        if not _TOKEN.fullmatch(token):
+            return None
+        path = self.folder / f"{token}.wav"
+        try:
+            if time.time() - path.stat().st_mtime > self.ttl_s:
+                path.unlink(missing_ok=True)
+                return None
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def alive(self, token: str) -> bool:
+        path = self.folder / f"{token}.wav"
+        try:
+            return time.time() - path.stat().st_mtime <= self.ttl_s - 60
+        except FileNotFoundError:
+            return False
+
+    def sweep(self) -> int:
+        """Delete expired files; returns how many."""
+        removed = 0
+        now = time.time()
+        for path in self.folder.glob("*.wav"):
+            try:
+                if now - path.stat().st_mtime > self.ttl_s:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+

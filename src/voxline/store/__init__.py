@@ -1,0 +1,1 @@
+"""Persistent state shared by every server process (SQLite by default)."""

@@ -1,0 +1,71 @@
+"""Fetching a caller's recording from Twilio: Basic auth, pooled connections, bounded retries.
+
+Twilio posts the ``<Record>`` action as soon as the recording ends, but the file may not be
+ready yet: a 404 (or a 5xx, or a dropped connection) is retried with a short backoff until
+``window_s`` has passed, then the turn is given up with ``RecordingUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+import wave
+
+import httpx
+import numpy as np
+
+from voxline.audio.pcm import TELEPHONY_RATE, resample
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = {404, 408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class RecordingUnavailable(RuntimeError):
+    pass
+
+
+def decode_wav(data: bytes) -> np.ndarray:
+    """A 16-bit PCM WAV (Twilio's recording format) as 8 kHz int16."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as w:
+            if w.getsampwidth() != 2:
+                raise RecordingUnavailable(f"recording is {8 * w.getsampwidth()}-bit, expected 16-bit PCM")
+            samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+            if w.getnchannels() > 1:
+                samples = samples.reshape(-1, w.getnchannels())[:, 0]
+            return resample(samples.astype(np.int16), w.getframerate(), TELEPHONY_RATE)
+    except (wave.Error, EOFError) as exc:
+        raise RecordingUnavailable(f"recording is not a readable WAV: {exc}") from None
+
+
+class RecordingFetcher:
+    def __init__(self, client: httpx.AsyncClient, account_sid: str, auth_token: str, window_s: float) -> None:
+        self._client = client
+        self._auth = (account_sid, auth_token) if account_sid and auth_token else None
+        self._window_s = window_s
+
+    async def fetch(self, recording_url: str) -> np.ndarray:
+        url = recording_url + ".wav"
+        deadline = time.monotonic() + self._window_s
+        delay = 0.1
+        attempt = 0
+        while True:
+            attempt += 1
+            problem: str
+            try:
+                response = await self._client.get(url, auth=self._auth, timeout=max(1.0, deadline - time.monotonic()))
+                if response.status_code == 200:
+                    return decode_wav(response.content)
+                problem = f"HTTP {response.status_code}"
+                if response.status_code not in RETRY_STATUS:
+                    raise RecordingUnavailable(f"fetching {url}: {problem}")
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() + delay > deadline:
+                raise RecordingUnavailable(f"fetching {url}: {problem} after {attempt} attempts")
+            log.info("recording not ready (%s), retrying in %.1f s", problem, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
