@@ -17,8 +17,9 @@ install: .venv/.installed
 test-data:
 	./scripts/install-test-data.sh
 
+# Without TWILIO_AUTH_TOKEN, `make run` starts in --dev mode (unsigned requests, loud warning).
 run: install
-	.venv/bin/voxline serve --host $(HOST) --port $(PORT)
+	.venv/bin/voxline serve --host $(HOST) --port $(PORT) $(if $(TWILIO_AUTH_TOKEN),,--dev)
 
 test: install test-data
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

@@ -53,7 +53,7 @@ def free_port() -> int:
 class RunningServer:
     """The real application under uvicorn, in a thread of this process, on a loopback port."""
 
-    def __init__(self, settings) -> None:
+    def __init__(self, settings, stack=None) -> None:
         import uvicorn
 
         from voxline.app import create_app
@@ -61,7 +61,7 @@ class RunningServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings.public_url = self.url
-        self.app = create_app(settings)
+        self.app = create_app(settings, stack)
         self.services = self.app.state.services
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
                                 ws_max_size=settings.max_message_bytes, ws_ping_interval=None)
@@ -114,3 +114,23 @@ def server(tmp_path_factory):
     running.start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def make_server(server, tmp_path):
+    """Another server on its own port with other settings, sharing the loaded models."""
+    from voxline.config import Settings
+
+    started: list[RunningServer] = []
+
+    def make(**overrides) -> RunningServer:
+        settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, api_token=API_TOKEN,
+                            data_dir=tmp_path / f"data{len(started)}", **overrides)
+        running = RunningServer(settings, stack=server.services.stack)
+        running.start()
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from voxline.telephony.webhooks import router as webhook_router
 log = logging.getLogger(__name__)
 
 AUDIO_SWEEP_S = 60
+ADMISSION_HOLD_S = 30.0  # a webhook answered reserves a place this long for its stream
 
 
 @dataclass
@@ -44,6 +46,20 @@ class Services:
     stack: VoiceStack | None = None
     load_error: str | None = None
     phrase_tokens: dict[str, str] = field(default_factory=dict)
+    draining: bool = False
+    admitted: dict[str, float] = field(default_factory=dict)  # CallSid -> when its webhook was answered
+
+    def streaming_calls(self) -> int:
+        """Streaming calls in progress, plus those answered whose stream has not started yet."""
+        cutoff = time.monotonic() - ADMISSION_HOLD_S
+        for call_sid, at in list(self.admitted.items()):
+            if at < cutoff:
+                del self.admitted[call_sid]
+        active = sum(1 for record in self.registry.active.values() if record.path == "streaming")
+        return active + len(self.admitted)
+
+    def active_calls(self) -> int:
+        return len(self.registry.active)
 
 
 def create_services(settings: Settings, stack: VoiceStack | None = None) -> Services:
@@ -87,6 +103,8 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
+        if services.draining:
+            return JSONResponse({"status": "draining", "active_calls": services.active_calls()}, status_code=503)
         if services.stack is not None:
             return JSONResponse({"status": "ready", "agent": services.agent.name})
         status = "failed" if services.load_error else "loading"

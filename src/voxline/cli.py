@@ -21,21 +21,36 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     agent: Annotated[Optional[Path], typer.Option(help="Agent TOML file (default: the packaged front desk).")] = None,
+    dev: Annotated[bool, typer.Option("--dev", help="Allow running without TWILIO_AUTH_TOKEN: requests are NOT authenticated.")] = False,
 ) -> None:
     """Start the server with the embedded models."""
+    import logging
+
     import uvicorn
 
     from voxline.app import create_app
     from voxline.config import Settings
     from voxline.logs import configure
+    from voxline.server import DrainingServer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = Settings()
     if agent is not None:
         settings.agent_file = agent
     configure(settings.log_level)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
-                ws_max_size=settings.max_message_bytes, ws_ping_interval=None)
+    if not settings.twilio_auth_token.get_secret_value():
+        if not dev:
+            console.print("[bold red]Refusing to start:[/] TWILIO_AUTH_TOKEN is not set, so anyone could place "
+                          "calls through this server. Set it (Twilio console → Account → Auth Token), or pass "
+                          "--dev for a local try with unsigned requests.")
+            raise typer.Exit(code=2)
+        logging.getLogger("voxline").warning(
+            "DEVELOPMENT MODE: TWILIO_AUTH_TOKEN is not set; webhooks and media streams are NOT authenticated. "
+            "Never expose this server to the internet like this.")
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None,
+                            ws_max_size=settings.max_message_bytes, ws_ping_interval=None)
+    DrainingServer(config, app.state.services, settings.shutdown_grace_s).run()
 
 
 @app.command()

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     recording_fetch_window_s: float = Field(default=8.0, gt=0,
                                             description="How long to retry fetching a recording that is not ready.")
     audio_ttl_s: int = Field(default=600, ge=60, description="How long a served reply audio URL stays valid.")
+    max_calls: int = Field(default=10, ge=1, description="Concurrent streaming calls; more get 'busy' (or the recording path).")
+    overflow_to_recording: bool = Field(default=False, description="Over max_calls, answer with the recording path instead of busy.")
+    max_call_duration_s: float = Field(default=1800, gt=0, description="A call longer than this is ended politely.")
+    caller_silence_timeout_s: float = Field(
+        default=20, gt=0, description="Caller silent this long: 'are you still there?', then goodbye after as long again.")
+    shutdown_grace_s: float = Field(default=30, ge=0, description="On SIGTERM, how long calls may take to finish their turn.")
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest WebSocket message accepted.")
     log_level: str = "INFO"
 
@@ -103,6 +109,8 @@ class AgentConfig(BaseModel):
     goodbye: str = "Goodbye."
     reprompt: str = "Sorry, I didn't catch that. Could you say it again?"
     apology: str = "Sorry, I'm having trouble hearing you right now. Please try again."
+    still_there: str = "Are you still there?"
+    busy: str = "Sorry, all our lines are busy right now. Please call back in a few minutes."
     vad: VadSettings = VadSettings()
     llm: LlmSettings = LlmSettings()
     voice: VoiceSettings = VoiceSettings()

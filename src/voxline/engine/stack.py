@@ -73,7 +73,7 @@ def load_embedded(settings: Settings, agent: AgentConfig) -> VoiceStack:
 
     stack = VoiceStack(stt=stt, llm=llm, tts=tts, make_vad=vad_factory(agent.vad),
                        pools=[stt_pool, llm_pool, tts_pool], fixed_phrases={})
-    for phrase in (agent.greeting, agent.goodbye, agent.reprompt, agent.apology):
+    for phrase in (agent.greeting, agent.goodbye, agent.reprompt, agent.apology, agent.still_there, agent.busy):
         stack.fixed_phrases[phrase] = tts.synthesize_blocking(phrase)
     stack.make_vad()  # fail at start-up, not on the first call, if the VAD cannot load
     log.info("models ready in %.1f s", time.perf_counter() - started)

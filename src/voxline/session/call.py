@@ -51,10 +51,28 @@ class Reply:
         return " ".join(t for t in (p.heard_text() for p in self.pieces) if t)
 
 
+@dataclass(frozen=True)
+class CallLimits:
+    max_duration_s: float = 1800.0
+    silence_timeout_s: float = 20.0
+    draining: Callable[[], bool] = lambda: False  # the server is shutting down: end after this turn
+
+
+WATCH_INTERVAL_S = 0.25
+GOODBYE_WAIT_S = 10.0
+
+
 class CallSession:
     def __init__(self, record: CallRecord, agent: AgentConfig, stack: VoiceStack,
-                 send: Callable[[str], Awaitable[None]]) -> None:
+                 send: Callable[[str], Awaitable[None]], hangup: Callable[[], Awaitable[None]] | None = None,
+                 limits: CallLimits = CallLimits()) -> None:
         self.record = record
+        self._hangup = hangup
+        self._limits = limits
+        self._started = time.monotonic()
+        self._last_activity = self._started
+        self._still_there_asked = False
+        self._ending = False
         self._agent = agent
         self._stack = stack
         self._detector = TurnDetector(stack.make_vad(), agent.vad)
@@ -78,8 +96,59 @@ class CallSession:
         greeting = Reply(turn=0, caller_text="", timeline=None)
         greeting.task = self._spawn(self._say_fixed(greeting, self._agent.greeting))
         self._reply = greeting
+        self._spawn(self._watch())
+
+    # -- limits ------------------------------------------------------------------------------------
+    def _quiet(self) -> bool:
+        """Nobody is talking and no reply is on its way."""
+        return (not self._detector.speaking and not self._pacer.busy
+                and (self._reply is None or self._reply.finished))
+
+    async def _watch(self) -> None:
+        """Ends the call politely at the duration limit, after a silent caller, or when draining."""
+        while not self._ending:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            now = time.monotonic()
+            if now - self._started > self._limits.max_duration_s:
+                await self._end_politely("max-duration")
+            elif self._limits.draining() and self._quiet():
+                await self._end_politely("server-shutdown")
+            elif not self._quiet():
+                self._last_activity = now
+            elif now - self._last_activity > self._limits.silence_timeout_s:
+                if self._still_there_asked:
+                    await self._end_politely("caller-silent")
+                else:
+                    self._still_there_asked = True
+                    self.log.info("caller silent for %.0f s: asking if they are still there",
+                                  self._limits.silence_timeout_s)
+                    self._say_now(self._agent.still_there)
+
+    def _say_now(self, text: str) -> Reply:
+        self._turns += 1
+        reply = Reply(turn=self._turns, caller_text="", timeline=None)
+        reply.task = self._spawn(self._say_fixed(reply, text))
+        self._reply = reply
+        return reply
+
+    async def _end_politely(self, reason: str) -> None:
+        """Say goodbye, wait until it has been played, then close the stream (Twilio ends the call)."""
+        self._ending = True
+        self.log.info("ending the call: %s", reason)
+        self.record.event("ended-by-server", reason=reason)
+        self.record.outcome = reason
+        if self._reply is not None and not self._reply.finished:
+            await self._barge_in(self._reply)
+        goodbye = self._say_now(self._agent.goodbye)
+        deadline = time.monotonic() + GOODBYE_WAIT_S
+        while not goodbye.finished and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self._hangup is not None:
+            await self._hangup()
 
     async def close(self, outcome: str = "completed") -> None:
+        if self._ending and self.record.outcome != "in-progress":
+            outcome = self.record.outcome  # the server ended it, and said why
         for task in [*self._tasks, *( [self._sender] if self._sender else [])]:
             task.cancel()
         await asyncio.gather(*self._tasks, *( [self._sender] if self._sender else []), return_exceptions=True)
@@ -91,6 +160,7 @@ class CallSession:
         self.log.info("call ended (%s): %d turns", outcome, len(self.record.turns))
 
     def _spawn(self, coro) -> asyncio.Task:
+        """Tasks of this call; all cancelled when it closes."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -123,6 +193,7 @@ class CallSession:
 
     def _on_turn_event(self, event) -> None:
         if isinstance(event, SpeechStarted):
+            self._still_there_asked = False
             self.log.info("speech started (confidence %.2f)", event.confidence)
             self._detector.start_ratio = self._agent.vad.start_ratio
             self._prefilled_at_frame = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import secrets
@@ -139,6 +140,7 @@ class SimulatedCall:
         self._media_count = 0
         self._counts: dict[str, int] = {}
         self._ws = None
+        self._closed = asyncio.Event()
         self._started = 0.0
         self._clock = time.monotonic
 
@@ -206,6 +208,12 @@ class SimulatedCall:
 
     # -- receiving -------------------------------------------------------------------------------
     async def _receive(self, playback: PlaybackBuffer) -> None:
+        try:
+            await self._receive_until_closed(playback)
+        finally:
+            self._closed.set()
+
+    async def _receive_until_closed(self, playback: PlaybackBuffer) -> None:
         async for raw in self._ws:
             if isinstance(raw, bytes):
                 self._counts["binary"] = self._counts.get("binary", 0) + 1
@@ -225,15 +233,19 @@ class SimulatedCall:
     async def _agent_done(self, playback: PlaybackBuffer, since_media: int) -> None:
         """Wait until a reply has arrived, played out, and the line stayed quiet for ``quiet_s``."""
         deadline = self._clock() + self.reply_timeout_s
-        while self._clock() < deadline:
+        while self._clock() < deadline and not self._closed.is_set():
             quiet_for = self._clock() - max(self._last_media_at, playback.ends_at)
             if self._media_count > since_media and not playback.playing and quiet_for >= self.quiet_s:
                 return
             await asyncio.sleep(0.02)
-        log.warning("no complete reply within %.0f s", self.reply_timeout_s)
+        if not self._closed.is_set():
+            log.warning("no complete reply within %.0f s", self.reply_timeout_s)
 
     # -- the call --------------------------------------------------------------------------------
-    async def run(self, turns: list[CallerTurn], client: httpx.AsyncClient | None = None) -> CallResult:
+    async def run(self, turns: list[CallerTurn], client: httpx.AsyncClient | None = None,
+                  linger_s: float = 0.0) -> CallResult:
+        """Speak each turn and wait for its reply; then stay on the line, silent, for ``linger_s``
+        (or until the server hangs up), and hang up with ``stop``."""
         own_client = client is None
         client = client or httpx.AsyncClient(timeout=30)
         try:
@@ -263,11 +275,19 @@ class SimulatedCall:
                     greeting_audible = playback.first_audible_after(self._started)
                     greeting_end = playback.ends_at
                 for turn in turns:
+                    if self._closed.is_set():
+                        break
                     results.append(await self._play_turn(turn, playback))
                     if greeting_audible is None:
                         greeting_audible = playback.first_audible_after(self._started)
-                await self._send({"event": "stop", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
-                                  "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
+                if linger_s:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._closed.wait(), linger_s)
+                if self._closed.is_set():
+                    await asyncio.sleep(max(0.0, playback.ends_at - self._clock()))  # let queued audio play out
+                else:
+                    await self._send({"event": "stop", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
+                                      "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
             finally:
                 sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)

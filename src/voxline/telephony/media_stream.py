@@ -12,7 +12,7 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from voxline.session.call import CallSession
+from voxline.session.call import CallLimits, CallSession
 from voxline.session.records import CallRecord
 from voxline.telephony import messages as m
 from voxline.telephony.security import public_base_url, websocket_url
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 MAX_BAD_MESSAGES = 50
 POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
 
 
 async def media_stream(ws: WebSocket) -> None:
@@ -32,9 +33,13 @@ async def media_stream(ws: WebSocket) -> None:
         log.warning("media stream refused: invalid X-Twilio-Signature for %s (client %s)", url, ws.client)
         await ws.close(code=POLICY_VIOLATION, reason="invalid signature")
         return
-    if services.stack is None:
-        log.error("media stream refused: models are still loading")
-        await ws.close(code=1013, reason="not ready")
+    if services.stack is None or services.draining:
+        log.error("media stream refused: %s", "shutting down" if services.draining else "models are still loading")
+        await ws.close(code=TRY_AGAIN_LATER, reason="not ready")
+        return
+    if services.streaming_calls() >= services.settings.max_calls:
+        log.error("media stream refused: %d calls in progress (VOXLINE_MAX_CALLS)", services.streaming_calls())
+        await ws.close(code=TRY_AGAIN_LATER, reason="too many calls")
         return
     log.info("WebSocket connected (%s)", ws.client)
     stream = _Stream(ws, services)
@@ -127,8 +132,22 @@ class _Stream:
                             called=params.get("To", ""))
         log.info("stream started (CallSid %s, StreamSid %s)", start.call_sid, start.stream_sid)
         self.services.registry.begin(record)
-        self.session = CallSession(record, self.services.agent, self.services.stack, self.send)
+        settings = self.services.settings
+        limits = CallLimits(max_duration_s=settings.max_call_duration_s,
+                            silence_timeout_s=settings.caller_silence_timeout_s,
+                            draining=lambda: self.services.draining)
+        self.services.admitted.pop(start.call_sid, None)
+        self.session = CallSession(record, self.services.agent, self.services.stack, self.send,
+                                   hangup=self.hangup, limits=limits)
         self.session.start()
+
+    async def hangup(self) -> None:
+        """The server ends the call: closing the socket ends <Connect>, and nothing follows it."""
+        if self.ws.client_state is WebSocketState.CONNECTED:
+            try:
+                await self.ws.close(code=1000, reason="call ended")
+            except (RuntimeError, WebSocketDisconnect):
+                pass
 
     async def close(self) -> None:
         if self.session is not None:

@@ -39,7 +39,7 @@ def _base(request: Request) -> str:
     return public_base_url(request.app.state.services.settings.public_url, request.headers, request.url.scheme)
 
 
-async def _phrase_url(request: Request, text: str) -> str:
+async def phrase_url(request: Request, text: str) -> str:
     """A URL for a fixed phrase, synthesized once and stored for a day."""
     services = request.app.state.services
     token = services.phrase_tokens.get(text)
@@ -77,12 +77,22 @@ async def voice(request: Request) -> Response:
         return Response("invalid signature", status_code=403, media_type="text/plain")
     if services.stack is None:
         return Response("models are loading", status_code=503, media_type="text/plain")
+    if services.draining:
+        from voxline.telephony.webhooks import over_capacity
+
+        return await over_capacity(request, params)
+    return await start_recorded_call(request, params)
+
+
+async def start_recorded_call(request: Request, params: dict[str, str]) -> Response:
+    """The first answer of a recorded call: the greeting, then the first <Record>."""
+    services = request.app.state.services
     call_sid = params.get("CallSid", "")
     log.info("incoming recorded call %s from %s", call_sid, params.get("From", "?"))
     _record_for(request, params)
     if not await services.conversations.history(call_sid):
         await services.conversations.append(call_sid, [{"role": "assistant", "content": services.agent.greeting}])
-    return _play_then_record(request, await _phrase_url(request, services.agent.greeting))
+    return _play_then_record(request, await phrase_url(request, services.agent.greeting))
 
 
 @router.post("/voice/recording")
@@ -110,19 +120,19 @@ async def recording(request: Request) -> Response:
     except RecordingUnavailable as exc:
         log.error("call %s: %s; apologising", call_sid, exc)
         record.event("error", message=str(exc), stage="fetch")
-        return _play_then_record(request, await _phrase_url(request, agent.apology))
+        return _play_then_record(request, await phrase_url(request, agent.apology))
     stages["fetch"] = _ms(started)
     log.info("call %s: processing %d bytes (%s s recorded)", call_sid, pcm.size * 2, params.get("RecordingDuration"))
     if pcm.size < MIN_SPEECH_S * 8000 or rms_dbfs(pcm) < SILENT_DBFS:
         log.info("call %s: empty or silent recording; re-prompting", call_sid)
-        return _play_then_record(request, await _phrase_url(request, agent.reprompt))
+        return _play_then_record(request, await phrase_url(request, agent.reprompt))
 
     mark = time.monotonic()
     text = await services.stack.stt.transcribe(pcm, agent.language)
     stages["stt"] = _ms(mark)
     log.info("call %s: STT result (%.0f ms): %r", call_sid, stages["stt"], text)
     if not text:
-        return _play_then_record(request, await _phrase_url(request, agent.reprompt))
+        return _play_then_record(request, await phrase_url(request, agent.reprompt))
 
     mark = time.monotonic()
     history = await services.conversations.history(call_sid)
@@ -136,7 +146,7 @@ async def recording(request: Request) -> Response:
     audio = await services.stack.speak(spoken) if spoken else b""
     stages["tts"] = _ms(mark)
     if not audio:
-        return _play_then_record(request, await _phrase_url(request, agent.reprompt))
+        return _play_then_record(request, await phrase_url(request, agent.reprompt))
     token = services.audio.put(audio)
     await services.conversations.append(call_sid, [{"role": "user", "content": text},
                                                    {"role": "assistant", "content": spoken}])

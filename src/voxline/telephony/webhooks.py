@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import APIRouter, Request, Response
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
@@ -41,6 +42,22 @@ def stream_twiml(stream_url: str, params: dict[str, str]) -> str:
     return str(response)
 
 
+async def over_capacity(request: Request, params: dict[str, str]) -> Response:
+    """Full (or shutting down): the recording path if configured, else a spoken 'busy' and <Hangup/>."""
+    from voxline.telephony.record_webhooks import phrase_url, start_recorded_call
+
+    services = request.app.state.services
+    log.warning("call %s turned away: %s (%d streaming calls, limit %d)", params.get("CallSid", "?"),
+                "shutting down" if services.draining else "at capacity", services.streaming_calls(),
+                services.settings.max_calls)
+    if services.settings.overflow_to_recording and not services.draining:
+        return await start_recorded_call(request, params)
+    response = VoiceResponse()
+    response.play(await phrase_url(request, services.agent.busy))
+    response.hangup()
+    return Response(str(response), media_type="application/xml")
+
+
 @router.post("/voice-stream")
 async def voice_stream(request: Request) -> Response:
     services = request.app.state.services
@@ -49,6 +66,9 @@ async def voice_stream(request: Request) -> Response:
         return Response("invalid signature", status_code=403, media_type="text/plain")
     if services.stack is None:
         return Response("models are loading", status_code=503, media_type="text/plain")
+    if services.draining or services.streaming_calls() >= services.settings.max_calls:
+        return await over_capacity(request, params)
     base = public_base_url(services.settings.public_url, request.headers, request.url.scheme)
+    services.admitted[params.get("CallSid", "")] = time.monotonic()
     log.info("incoming call %s from %s", params.get("CallSid", "?"), params.get("From", "?"))
     return Response(stream_twiml(websocket_url(base, "/media-stream"), params), media_type="application/xml")
