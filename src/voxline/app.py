@@ -10,12 +10,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from voxline.api.calls import router as api_router
 from voxline.config import AgentConfig, Settings, load_agent
 from voxline.engine.stack import VoiceStack, load_embedded
+from voxline.observability.metrics import Metrics
 from voxline.playout.audio_files import AudioFiles
 from voxline.session.records import CallRegistry
 from voxline.store.conversations import ConversationStore, sqlite_url
@@ -43,6 +45,7 @@ class Services:
     http: httpx.AsyncClient
     fetcher: RecordingFetcher
     registry: CallRegistry = field(default_factory=CallRegistry)
+    metrics: Metrics = field(default_factory=Metrics)
     stack: VoiceStack | None = None
     load_error: str | None = None
     phrase_tokens: dict[str, str] = field(default_factory=dict)
@@ -81,7 +84,8 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        background = [asyncio.create_task(_sweep_audio(services))]
+        background = [asyncio.create_task(_sweep_audio(services)),
+                      asyncio.create_task(services.metrics.watch_event_loop())]
         if services.stack is None:
             background.append(asyncio.create_task(_load(services)))
         yield
@@ -100,6 +104,10 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
     app.include_router(record_router)
     app.include_router(api_router)
     app.add_api_websocket_route("/media-stream", media_stream)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

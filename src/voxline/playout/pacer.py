@@ -57,6 +57,7 @@ class PlayoutListener:
     on_first_frame: Callable[[Piece], None] = lambda piece: None
     on_played: Callable[[Piece], None] = lambda piece: None
     on_idle: Callable[[], None] = lambda: None
+    on_frames_sent: Callable[[float], None] = lambda lateness_s: None  # how long the line ran dry first
 
 
 @dataclass
@@ -120,6 +121,8 @@ class Pacer:
         start = piece.frames_sent * FRAME_SAMPLES
         chunk = piece.audio[start:start + count * FRAME_SAMPLES]
         await self._send(media_message(self._stream_sid, chunk))
+        if piece.frames_sent:  # mid-piece: any gap before this send was the pacer's doing
+            self._listener.on_frames_sent(max(0.0, now - self._line.ends_at))
         self.frames_sent += count
         self._line.ends_at = max(self._line.ends_at, now) + count * FRAME_S
         if piece.first_frame_at is None:

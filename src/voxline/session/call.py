@@ -22,6 +22,7 @@ from voxline.config import AgentConfig
 from voxline.engine.stack import VoiceStack
 from voxline.llm.base import ChatMessage
 from voxline.llm.chunking import ClauseChunker
+from voxline.observability.metrics import Metrics
 from voxline.playout.pacer import Pacer, Piece, PlayoutListener
 from voxline.session.prompt import build_prompt
 from voxline.session.records import CallRecord
@@ -65,8 +66,9 @@ GOODBYE_WAIT_S = 10.0
 class CallSession:
     def __init__(self, record: CallRecord, agent: AgentConfig, stack: VoiceStack,
                  send: Callable[[str], Awaitable[None]], hangup: Callable[[], Awaitable[None]] | None = None,
-                 limits: CallLimits = CallLimits()) -> None:
+                 limits: CallLimits = CallLimits(), metrics: Metrics | None = None) -> None:
         self.record = record
+        self._metrics = metrics
         self._hangup = hangup
         self._limits = limits
         self._started = time.monotonic()
@@ -77,7 +79,8 @@ class CallSession:
         self._stack = stack
         self._detector = TurnDetector(stack.make_vad(), agent.vad)
         self._pacer = Pacer(record.stream_sid, send, agent.pace_ahead_ms, PlayoutListener(
-            on_first_frame=self._on_first_frame, on_played=self._on_played, on_idle=self._on_idle))
+            on_first_frame=self._on_first_frame, on_played=self._on_played, on_idle=self._on_idle,
+            on_frames_sent=metrics.frame_sent if metrics else (lambda _lateness: None)))
         self._inbound = bytearray()
         self._history: list[ChatMessage] = []
         self._unanswered = ""  # caller words whose reply was never heard: merged into the next turn
@@ -171,6 +174,8 @@ class CallSession:
         if not task.cancelled() and task.exception() is not None:
             self.log.error("call task failed", exc_info=task.exception())
             self.record.event("error", message=repr(task.exception()))
+            if self._metrics:
+                self._metrics.provider_errors.labels("embedded", type(task.exception()).__name__).inc()
 
     # -- inbound ---------------------------------------------------------------------------------
     def on_audio(self, ulaw: bytes) -> None:
@@ -262,6 +267,8 @@ class CallSession:
             await self._pacer.interrupt()
             self.log.info("barge-in: cleared the agent's audio (turn %d)", reply.turn)
             self.record.event("barge-in", turn=reply.turn)
+            if self._metrics:
+                self._metrics.barge_ins.inc()
         elif not heard_any:
             self.log.info("caller went on speaking: reply %d cancelled before any audio", reply.turn)
         if not reply.finished:
@@ -388,5 +395,9 @@ class CallSession:
                 heard_text=heard, interrupted=interrupted, stages_ms=stages, stt_early=reply.timeline.stt_early))
             total = (reply.timeline.completed - reply.timeline.speech_end) * 1000
             self.log.info("turn %d stages (ms after end of speech): %s", reply.turn, stages)
+            if self._metrics:
+                self._metrics.turn("streaming", stages, interrupted)
+                if stages.get("first_frame_sent") is not None:
+                    self._metrics.voice_to_voice.labels("streaming").observe(stages["first_frame_sent"] / 1000)
             self.log.info("total processing time %.0f ms%s", total, " (interrupted)" if interrupted else "")
         self.log.info("ready for next input")

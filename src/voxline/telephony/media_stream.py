@@ -138,7 +138,8 @@ class _Stream:
                             draining=lambda: self.services.draining)
         self.services.admitted.pop(start.call_sid, None)
         self.session = CallSession(record, self.services.agent, self.services.stack, self.send,
-                                   hangup=self.hangup, limits=limits)
+                                   hangup=self.hangup, limits=limits, metrics=self.services.metrics)
+        self.services.metrics.active_calls.labels("streaming").inc()
         self.session.start()
 
     async def hangup(self) -> None:
@@ -153,6 +154,8 @@ class _Stream:
         if self.session is not None:
             await self.session.close(self.outcome)
             self.services.registry.end(self.session.record)
+            self.services.metrics.active_calls.labels("streaming").dec()
+            self.services.metrics.calls.labels("streaming", self.session.record.outcome).inc()
         if self.ws.client_state is WebSocketState.CONNECTED:
             try:
                 await self.ws.close()

@@ -66,6 +66,7 @@ def _record_for(request: Request, params: dict[str, str]) -> CallRecord:
         record = CallRecord(call_sid=call_sid, stream_sid="", agent=services.agent.name, path="recording",
                             caller=params.get("From", ""), called=params.get("To", ""))
         services.registry.begin(record)
+        services.metrics.active_calls.labels("recording").inc()
     return record
 
 
@@ -111,6 +112,8 @@ async def recording(request: Request) -> Response:
         record.outcome, record.ended_at = "completed", time.time()
         record.history = await services.conversations.history(call_sid)
         services.registry.end(record)
+        services.metrics.active_calls.labels("recording").dec()
+        services.metrics.calls.labels("recording", "completed").inc()
         return _xml(VoiceResponse())
 
     started = time.monotonic()
@@ -120,6 +123,7 @@ async def recording(request: Request) -> Response:
     except RecordingUnavailable as exc:
         log.error("call %s: %s; apologising", call_sid, exc)
         record.event("error", message=str(exc), stage="fetch")
+        services.metrics.provider_errors.labels("twilio-recording", "fetch").inc()
         return _play_then_record(request, await phrase_url(request, agent.apology))
     stages["fetch"] = _ms(started)
     log.info("call %s: processing %d bytes (%s s recorded)", call_sid, pcm.size * 2, params.get("RecordingDuration"))
@@ -153,6 +157,9 @@ async def recording(request: Request) -> Response:
     stages["total"] = _ms(started)
     record.turns.append(TurnRecord(index=len(record.turns) + 1, caller_text=text, agent_text=spoken,
                                    heard_text=spoken, stages_ms=stages))
+    services.metrics.turn("recording", {k: v for k, v in stages.items() if k != "recording_s"}, False)
+    services.metrics.voice_to_voice.labels("recording").observe(
+        services.settings.record_timeout_s + stages["total"] / 1000)
     log.info("call %s: stages %s", call_sid, stages)
     log.info("call %s: Total Processing Time %.0f ms", call_sid, stages["total"])
     return _play_then_record(request, f"{_base(request)}/audio/{token}.wav")

@@ -1,0 +1,1 @@
+"""Metrics (Prometheus) for calls, turns, stages, errors and the event loop."""
