@@ -66,7 +66,18 @@ class RunningServer:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
                                 ws_max_size=settings.max_message_bytes, ws_ping_interval=None)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="voxline-server", daemon=True)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name="voxline-server", daemon=True)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._server.serve())
+
+    def task_count(self) -> int:
+        """Tasks alive on the server's event loop."""
+        async def count() -> int:
+            return len(asyncio.all_tasks())
+        return asyncio.run_coroutine_threadsafe(count(), self.loop).result(5)
 
     def start(self, timeout_s: float = 180.0) -> None:
         self._thread.start()

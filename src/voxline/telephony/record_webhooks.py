@@ -117,7 +117,7 @@ async def recording(request: Request) -> Response:
         return _xml(VoiceResponse())
 
     started = time.monotonic()
-    stages: dict[str, float | None] = {"recording_s": float(params.get("RecordingDuration") or 0)}
+    stages: dict[str, float | None] = {"recording_s": _number(params.get("RecordingDuration"))}
     try:
         pcm = await services.fetcher.fetch(params.get("RecordingUrl", ""))
     except RecordingUnavailable as exc:
@@ -171,6 +171,13 @@ async def audio_file(name: str, request: Request) -> Response:
     if data is None:
         return Response("not found", status_code=404, media_type="text/plain")
     return Response(data, media_type="audio/wav", headers={"Cache-Control": "private, max-age=60"})
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def _ms(since: float) -> float:

@@ -62,6 +62,8 @@ class RecordingFetcher:
                 problem = f"HTTP {response.status_code}"
                 if response.status_code not in RETRY_STATUS:
                     raise RecordingUnavailable(f"fetching {url}: {problem}")
+            except (httpx.InvalidURL, ValueError) as exc:
+                raise RecordingUnavailable(f"RecordingUrl {recording_url!r} is not usable: {exc}") from None
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if time.monotonic() + delay > deadline:
