@@ -134,10 +134,10 @@ def make_server(server, tmp_path):
 
     started: list[RunningServer] = []
 
-    def make(**overrides) -> RunningServer:
+    def make(stack=None, **overrides) -> RunningServer:
         settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, api_token=API_TOKEN,
                             data_dir=tmp_path / f"data{len(started)}", **overrides)
-        running = RunningServer(settings, stack=server.services.stack)
+        running = RunningServer(settings, stack=stack or server.services.stack)
         running.start()
         started.append(running)
         return running

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from voxline.api.calls import router as api_router
-from voxline.config import AgentConfig, Settings, load_agent
+from voxline.config import AgentConfig, Settings, effective_agent, load_agent
 from voxline.engine.stack import VoiceStack, load_embedded
 from voxline.observability.metrics import Metrics
 from voxline.playout.audio_files import AudioFiles
@@ -71,7 +71,8 @@ def create_services(settings: Settings, stack: VoiceStack | None = None) -> Serv
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
                              follow_redirects=True)
     return Services(
-        settings=settings, agent=load_agent(settings.agent_file), signatures=SignatureChecker(token),
+        settings=settings, agent=effective_agent(load_agent(settings.agent_file), settings),
+        signatures=SignatureChecker(token),
         conversations=ConversationStore(settings.database_url or sqlite_url(settings.data_dir / "voxline.db")),
         audio=AudioFiles(settings.data_dir / "audio", settings.audio_ttl_s), http=http,
         fetcher=RecordingFetcher(http, settings.twilio_account_sid, token, settings.recording_fetch_window_s),
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
 
 async def _load(services: Services) -> None:
     try:
-        services.stack = await asyncio.to_thread(load_embedded, services.settings, services.agent)
+        services.stack = await asyncio.to_thread(load_embedded, services.settings, services.agent, services.http)
     except Exception as exc:  # reported by /healthz and the log; the process stays up to say so
         services.load_error = str(exc)
         log.exception("loading the models failed")

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30, ge=0, description="On SIGTERM, how long calls may take to finish their turn.")
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest WebSocket message accepted.")
     log_level: str = "INFO"
+    # Provider selection by environment, overriding the agent file.
+    llm: str = Field(default="", description="VOXLINE_LLM: 'embedded' or 'openai'.")
+    llm_model: str = Field(default="", description="VOXLINE_LLM_MODEL: the model name for the chosen LLM provider.")
+    openai_api_key: SecretStr = Field(default=SecretStr(""), validation_alias="OPENAI_API_KEY")
+    openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
 
 
 class VadSettings(BaseModel):
@@ -77,8 +82,15 @@ class VadSettings(BaseModel):
     max_utterance_s: float = Field(default=30.0, gt=0, description="A turn longer than this is cut and answered.")
 
 
+EMBEDDED_LLMS = ("qwen2.5-0.5b", "smollm2-135m")
+
+
 class LlmSettings(BaseModel):
-    model: Literal["qwen2.5-0.5b", "smollm2-135m"] = "qwen2.5-0.5b"
+    provider: Literal["embedded", "openai"] = Field(
+        default="embedded", description="'embedded' (llama.cpp, offline) or 'openai' (any OpenAI-compatible API).")
+    model: str = Field(default="qwen2.5-0.5b", description="Embedded: qwen2.5-0.5b or smollm2-135m; "
+                       "openai: the API's model name.")
+    timeout_s: float = Field(default=10.0, gt=0, description="Hosted provider: time allowed per request.")
     max_tokens: int = Field(default=80, ge=1)
     temperature: float = Field(default=0.0, ge=0)
     context_tokens: int = Field(default=2048, ge=256)
@@ -115,6 +127,21 @@ class AgentConfig(BaseModel):
     llm: LlmSettings = LlmSettings()
     voice: VoiceSettings = VoiceSettings()
     pace_ahead_ms: int = Field(default=200, ge=20, le=2000, description="How far outbound audio may run ahead of real time.")
+
+
+def effective_agent(agent: AgentConfig, settings: Settings) -> AgentConfig:
+    """The agent with the environment's provider choices (VOXLINE_LLM, VOXLINE_LLM_MODEL) applied."""
+    llm = agent.llm.model_copy()
+    if settings.llm:
+        llm.provider = settings.llm  # type: ignore[assignment]
+        if not settings.llm_model and settings.llm != "embedded":
+            raise ValueError("VOXLINE_LLM_MODEL must name the model when VOXLINE_LLM is not 'embedded'")
+    if settings.llm_model:
+        llm.model = settings.llm_model
+    checked = LlmSettings.model_validate(llm.model_dump())
+    if checked.provider == "embedded" and checked.model not in EMBEDDED_LLMS:
+        raise ValueError(f"embedded LLM {checked.model!r} is not one of {', '.join(EMBEDDED_LLMS)}")
+    return agent.model_copy(update={"llm": checked})
 
 
 def load_agent(path: Path | None) -> AgentConfig:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+
+import httpx
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -49,9 +51,27 @@ def vad_factory(vad: VadSettings) -> Callable[[], VoiceActivityDetector]:
     return partial(WebRtcVad, vad.webrtc_mode)
 
 
-def load_embedded(settings: Settings, agent: AgentConfig) -> VoiceStack:
-    """Check every model file against its pin, load the models and warm them up (blocking)."""
+def build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> LanguageModel:
+    """The agent's LLM: embedded llama.cpp, or a hosted OpenAI-compatible API."""
+    if agent.llm.provider == "openai":
+        from voxline.llm.openai_compat import OpenAICompatibleChat
+
+        if http is None:
+            raise ValueError("a hosted LLM needs the process's HTTP client")
+        log.info("LLM: OpenAI-compatible API at %s, model %s", settings.openai_base_url, agent.llm.model)
+        return OpenAICompatibleChat(http, settings.openai_base_url, settings.openai_api_key.get_secret_value(),
+                                    agent.llm.model, timeout_s=agent.llm.timeout_s)
     from voxline.llm.llama import LlamaChat
+
+    gguf = files.llm_gguf(agent.llm.model, settings.cache_dir)
+    llm = LlamaChat(agent.llm.model, gguf, pool, settings.model_threads, agent.llm.context_tokens)
+    llm.warm_up(agent.system_prompt)
+    log.info("LLM loaded: %s (%s)", llm.name, gguf.name)
+    return llm
+
+
+def load_embedded(settings: Settings, agent: AgentConfig, http: httpx.AsyncClient | None = None) -> VoiceStack:
+    """Check every model file against its pin, load the models and warm them up (blocking)."""
     from voxline.stt.whisper import WhisperSTT
 
     started = time.perf_counter()
@@ -62,10 +82,7 @@ def load_embedded(settings: Settings, agent: AgentConfig) -> VoiceStack:
     stt.warm_up()
     log.info("STT loaded: %s", stt.name)
 
-    gguf = files.llm_gguf(agent.llm.model, settings.cache_dir)
-    llm = LlamaChat(agent.llm.model, gguf, llm_pool, threads, agent.llm.context_tokens)
-    llm.warm_up(agent.system_prompt)
-    log.info("LLM loaded: %s (%s)", llm.name, gguf.name)
+    llm = build_llm(settings, agent, llm_pool, http)
 
     tts = load_tts(agent, tts_pool)
     tts.warm_up()

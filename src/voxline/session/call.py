@@ -22,6 +22,7 @@ from voxline.config import AgentConfig
 from voxline.engine.stack import VoiceStack
 from voxline.llm.base import ChatMessage
 from voxline.llm.chunking import ClauseChunker
+from voxline.llm.openai_compat import ProviderError
 from voxline.observability.metrics import Metrics
 from voxline.playout.pacer import Pacer, Piece, PlayoutListener
 from voxline.session.prompt import build_prompt
@@ -46,6 +47,7 @@ class Reply:
     finished: bool = False
     interrupted: bool = False
     transcribing: bool = False
+    failed: bool = False
     cancel_after_stt: bool = False
 
     def heard_text(self) -> str:
@@ -321,6 +323,16 @@ class CallSession:
                     pieces.put_nowait(piece)
             for piece in chunker.flush():
                 pieces.put_nowait(piece)
+        except ProviderError as exc:
+            # What was already generated is still spoken; then a short apology, and the call goes on.
+            self.log.error("LLM failed: %s", exc)
+            self.record.event("error", stage="llm", provider=exc.provider, error_kind=exc.kind, message=str(exc))
+            if self._metrics:
+                self._metrics.provider_errors.labels(exc.provider, exc.kind).inc()
+            for piece in chunker.flush():
+                pieces.put_nowait(piece)
+            pieces.put_nowait(self._agent.apology)
+            reply.failed = True
         finally:
             pieces.put_nowait(None)
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
@@ -392,7 +404,8 @@ class CallSession:
             stages = reply.timeline.offsets_ms()
             self.record.turns.append(TurnRecord(
                 index=reply.turn, caller_text=reply.caller_text, agent_text=reply.generated,
-                heard_text=heard, interrupted=interrupted, stages_ms=stages, stt_early=reply.timeline.stt_early))
+                heard_text=heard, interrupted=interrupted, stages_ms=stages, stt_early=reply.timeline.stt_early,
+                failed=reply.failed))
             total = (reply.timeline.completed - reply.timeline.speech_end) * 1000
             self.log.info("turn %d stages (ms after end of speech): %s", reply.turn, stages)
             if self._metrics:

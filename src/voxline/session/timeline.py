@@ -47,3 +47,4 @@ class TurnRecord:
     interrupted: bool = False
     stages_ms: dict[str, float | None] = field(default_factory=dict)
     stt_early: bool = False
+    failed: bool = False  # a provider failed during this turn

@@ -16,6 +16,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from voxline.audio.pcm import rms_dbfs
 from voxline.llm.chunking import speakable
+from voxline.llm.openai_compat import ProviderError
 from voxline.session.prompt import build_prompt
 from voxline.session.records import CallRecord
 from voxline.session.timeline import TurnRecord
@@ -140,8 +141,14 @@ async def recording(request: Request) -> Response:
 
     mark = time.monotonic()
     history = await services.conversations.history(call_sid)
-    reply = "".join([piece async for piece in services.stack.llm.stream(
-        build_prompt(agent, history, text), agent.llm.max_tokens, agent.llm.temperature)])
+    try:
+        reply = "".join([piece async for piece in services.stack.llm.stream(
+            build_prompt(agent, history, text), agent.llm.max_tokens, agent.llm.temperature)])
+    except ProviderError as exc:
+        log.error("call %s: LLM failed: %s; apologising", call_sid, exc)
+        record.event("error", stage="llm", provider=exc.provider, error_kind=exc.kind, message=str(exc))
+        services.metrics.provider_errors.labels(exc.provider, exc.kind).inc()
+        return _play_then_record(request, await phrase_url(request, agent.apology))
     stages["llm"] = _ms(mark)
     spoken = speakable(reply)
     log.info("call %s: LLM reply (%.0f ms): %r", call_sid, stages["llm"], spoken)

@@ -1,0 +1,112 @@
+"""Hosted LLMs through the OpenAI-compatible chat completions API, streamed.
+
+One client serves OpenAI, Groq, Ollama, vLLM and llama.cpp's server alike: ``POST
+{base_url}/chat/completions`` with ``"stream": true`` answers with server-sent events, one
+``data: {chat.completion.chunk}`` per token group and ``data: [DONE]`` at the end. Connections come
+from the process's pooled httpx client. Before the first token, a refusal that may pass (429,
+5xx, a timeout, a dropped connection) is retried within ``retry_window_s``; after it, a failure
+ends the reply with ``ProviderError`` (what was already said stays said). The API key is sent
+and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import AsyncIterator
+
+import httpx
+
+from voxline.llm.base import ChatMessage
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class ProviderError(RuntimeError):
+    """A hosted provider failed; ``kind`` is the HTTP status or the failure's name."""
+
+    def __init__(self, provider: str, kind: str, message: str) -> None:
+        super().__init__(f"{provider}: {kind}: {message}")
+        self.provider = provider
+        self.kind = kind
+
+
+class OpenAICompatibleChat:
+    def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str, model: str,
+                 provider: str = "openai", timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
+        self.name = f"{provider}:{model}"
+        self.provider = provider
+        self._client = client
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._model = model
+        self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+        self._retry_window_s = retry_window_s
+
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        """Hosted APIs cache prompts on their side; nothing to do ahead of time."""
+
+    async def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[str]:
+        body = {"model": self._model, "messages": list(messages), "stream": True,
+                "max_tokens": max_tokens, "temperature": temperature}
+        deadline = time.monotonic() + self._retry_window_s
+        delay = 0.2
+        while True:
+            started = False
+            try:
+                async with self._client.stream("POST", self._url, json=body, headers=self._headers,
+                                               timeout=self._timeout) as response:
+                    if response.status_code != 200:
+                        await self._refused(response)
+                    async for text in self._events(response):
+                        started = True
+                        yield text
+                return
+            except ProviderError as exc:
+                if started or exc.kind not in {str(s) for s in RETRYABLE_STATUS} or time.monotonic() + delay > deadline:
+                    raise
+                problem = str(exc)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection"
+                if started or time.monotonic() + delay > deadline:
+                    raise ProviderError(self.provider, kind, f"{type(exc).__name__} {exc}".strip()) from None
+                problem = f"{kind}: {type(exc).__name__}"
+            log.warning("%s: %s; retrying in %.1f s", self.name, problem, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _refused(self, response: httpx.Response) -> None:
+        raw = (await response.aread()).decode("utf-8", "replace")
+        try:
+            message = json.loads(raw)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = raw[:300]
+        raise ProviderError(self.provider, str(response.status_code), message)
+
+    async def _events(self, response: httpx.Response) -> AsyncIterator[str]:
+        finished = False
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                finished = True
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise ProviderError(self.provider, "protocol", f"not JSON: {data[:100]}") from None
+            if "error" in chunk:
+                raise ProviderError(self.provider, "stream-error", str(chunk["error"].get("message", chunk["error"])))
+            for choice in chunk.get("choices", []):
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    yield text
+                if choice.get("finish_reason"):
+                    finished = True
+        if not finished:
+            raise ProviderError(self.provider, "connection", "the stream ended before the reply was complete")

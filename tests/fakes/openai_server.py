@@ -1,0 +1,85 @@
+"""A local server speaking the OpenAI chat completions streaming protocol (server-sent events).
+
+Chunks follow the public API's format: ``data: {"id": …, "object": "chat.completion.chunk",
+"choices": [{"index": 0, "delta": {…}, "finish_reason": …}]}`` lines, then ``data: [DONE]``.
+Errors use the API's ``{"error": {"message", "type", "code"}}`` body. ``mode`` picks a behaviour:
+ok, unauthorized (401), rate-limited-once (429 then ok), server-error (always 500), slow (answers
+after ``slow_s``), drop (closes the stream half-way, without [DONE]).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+API_KEY = "sk-test-0123456789"
+
+
+class FakeOpenAI:
+    def __init__(self, reply: str = "We are open from nine to six, Monday to Friday.") -> None:
+        self.reply = reply
+        self.mode = "ok"
+        self.slow_s = 5.0
+        self.requests: list[dict] = []
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
+                                                     access_log=False))
+        self._task: asyncio.Task | None = None
+
+    async def _completions(self, request: Request):
+        body = await request.json()
+        self.requests.append({"body": body, "authorization": request.headers.get("authorization")})
+        if request.headers.get("authorization") != f"Bearer {API_KEY}" or self.mode == "unauthorized":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        if self.mode == "rate-limited-once" and len(self.requests) == 1:
+            return _error(429, "Rate limit reached for requests.", "requests", "rate_limit_exceeded")
+        if self.mode == "server-error":
+            return _error(500, "The server had an error while processing your request.", "server_error", None)
+        if self.mode == "slow":
+            await asyncio.sleep(self.slow_s)
+        return StreamingResponse(self._chunks(body["model"]), media_type="text/event-stream")
+
+    async def _chunks(self, model: str):
+        created = int(time.time())
+        words = self.reply.split(" ")
+
+        def chunk(delta: dict, finish: str | None = None) -> str:
+            return "data: " + json.dumps({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
+                                          "model": model, "choices": [{"index": 0, "delta": delta,
+                                                                        "finish_reason": finish}]}) + "\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        for i, word in enumerate(words):
+            if self.mode == "drop" and i == len(words) // 2:
+                return
+            yield chunk({"content": word if i == 0 else " " + word})
+            await asyncio.sleep(0.01)
+        yield chunk({}, "stop")
+        yield "data: [DONE]\n\n"
+
+    async def __aenter__(self) -> "FakeOpenAI":
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._server.should_exit = True
+        if self._task:
+            await self._task
+
+
+def _error(status: int, message: str, kind: str, code: str | None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status)

@@ -1,0 +1,95 @@
+"""The OpenAI-compatible LLM client against a local server that speaks the API's streaming protocol."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from fakes.openai_server import API_KEY, FakeOpenAI
+from voxline.config import AgentConfig, LlmSettings, Settings, effective_agent, load_agent
+from voxline.llm.openai_compat import OpenAICompatibleChat, ProviderError
+
+MESSAGES = [{"role": "system", "content": "You are a receptionist."}, {"role": "user", "content": "When are you open?"}]
+
+
+def client_for(fake: FakeOpenAI, http: httpx.AsyncClient, key: str = API_KEY, **kw) -> OpenAICompatibleChat:
+    return OpenAICompatibleChat(http, fake.base_url, key, "gpt-test", **kw)
+
+
+async def test_streams_the_reply_in_pieces_with_the_key_and_model():
+    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+        pieces = [p async for p in client_for(fake, http).stream(MESSAGES, 50, 0.0)]
+    assert "".join(pieces) == fake.reply and len(pieces) > 3
+    request = fake.requests[0]
+    assert request["authorization"] == f"Bearer {API_KEY}"
+    assert request["body"] == {"model": "gpt-test", "messages": MESSAGES, "stream": True, "max_tokens": 50,
+                               "temperature": 0.0}
+
+
+async def test_wrong_key_fails_at_once_with_the_providers_message(caplog):
+    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+        with pytest.raises(ProviderError) as error:
+            [p async for p in client_for(fake, http, key="sk-wrong-secret").stream(MESSAGES, 50, 0.0)]
+    assert error.value.kind == "401" and "Incorrect API key" in str(error.value)
+    assert len(fake.requests) == 1
+    assert "sk-wrong-secret" not in caplog.text and "sk-wrong-secret" not in str(error.value)
+
+
+async def test_rate_limit_is_retried():
+    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+        fake.mode = "rate-limited-once"
+        text = "".join([p async for p in client_for(fake, http).stream(MESSAGES, 50, 0.0)])
+    assert text == fake.reply and len(fake.requests) == 2
+
+
+async def test_server_errors_are_retried_for_a_bounded_time_then_fail():
+    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+        fake.mode = "server-error"
+        started = time.monotonic()
+        with pytest.raises(ProviderError) as error:
+            [p async for p in client_for(fake, http, retry_window_s=1.0).stream(MESSAGES, 50, 0.0)]
+        elapsed = time.monotonic() - started
+    assert error.value.kind == "500" and 2 <= len(fake.requests) <= 6
+    assert elapsed < 2.5
+
+
+async def test_a_provider_that_times_out_fails_within_the_bound():
+    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+        fake.mode, fake.slow_s = "slow", 5.0
+        started = time.monotonic()
+        with pytest.raises(ProviderError) as error:
+            [p async for p in client_for(fake, http, timeout_s=0.5, retry_window_s=0.6).stream(MESSAGES, 50, 0.0)]
+        elapsed = time.monotonic() - started
+        fake.slow_s = 0.0
+    assert error.value.kind == "timeout"
+    assert elapsed < 3.0
+
+
+async def test_a_stream_dropped_half_way_keeps_what_came_and_raises():
+    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+        fake.mode = "drop"
+        received: list[str] = []
+        with pytest.raises(ProviderError) as error:
+            async for piece in client_for(fake, http).stream(MESSAGES, 50, 0.0):
+                received.append(piece)
+    assert error.value.kind == "connection"
+    assert received and fake.reply.startswith("".join(received)) and "".join(received) != fake.reply
+    assert len(fake.requests) == 1  # no retry once words were spoken
+
+
+def test_environment_overrides_the_agent_file(monkeypatch):
+    agent = load_agent(None)
+    chosen = effective_agent(agent, Settings(llm="openai", llm_model="llama-3.1-8b-instant"))
+    assert (chosen.llm.provider, chosen.llm.model) == ("openai", "llama-3.1-8b-instant")
+    assert effective_agent(agent, Settings()).llm == agent.llm
+    with pytest.raises(ValueError):
+        effective_agent(agent, Settings(llm="openai"))
+    with pytest.raises(ValueError):
+        effective_agent(agent, Settings(llm="embedded", llm_model="gpt-4o"))
+
+
+def test_agent_file_can_choose_a_hosted_llm():
+    agent = AgentConfig(greeting="Hi.", system_prompt="Be brief.", llm=LlmSettings(provider="openai", model="gpt-4o-mini"))
+    assert effective_agent(agent, Settings()).llm.provider == "openai"
