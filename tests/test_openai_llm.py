@@ -9,7 +9,8 @@ import pytest
 
 from fakes.openai_server import API_KEY, FakeOpenAI
 from voxline.config import AgentConfig, LlmSettings, Settings, effective_agent, load_agent
-from voxline.llm.openai_compat import OpenAICompatibleChat, ProviderError
+from voxline.errors import ProviderError
+from voxline.llm.openai_compat import OpenAICompatibleChat
 
 MESSAGES = [{"role": "system", "content": "You are a receptionist."}, {"role": "user", "content": "When are you open?"}]
 

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from voxline.api.calls import router as api_router
 from voxline.config import AgentConfig, Settings, effective_agent, load_agent
-from voxline.engine.stack import VoiceStack, load_embedded
+from voxline.engine.stack import VoiceStack, load_stack
 from voxline.observability.metrics import Metrics
 from voxline.playout.audio_files import AudioFiles
 from voxline.session.records import CallRegistry
@@ -124,7 +124,9 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
 
 async def _load(services: Services) -> None:
     try:
-        services.stack = await asyncio.to_thread(load_embedded, services.settings, services.agent, services.http)
+        stack = await asyncio.to_thread(load_stack, services.settings, services.agent, services.http)
+        await stack.prerender(services.agent)
+        services.stack = stack
     except Exception as exc:  # reported by /healthz and the log; the process stays up to say so
         services.load_error = str(exc)
         log.exception("loading the models failed")

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="", description="VOXLINE_LLM_MODEL: the model name for the chosen LLM provider.")
     openai_api_key: SecretStr = Field(default=SecretStr(""), validation_alias="OPENAI_API_KEY")
     openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
+    stt: str = Field(default="", description="VOXLINE_STT: 'embedded' or 'openai'.")
+    stt_model: str = Field(default="", description="VOXLINE_STT_MODEL.")
+    tts: str = Field(default="", description="VOXLINE_TTS: 'embedded', 'openai' or 'elevenlabs'.")
+    tts_model: str = Field(default="", description="VOXLINE_TTS_MODEL.")
+    tts_voice: str = Field(default="", description="VOXLINE_TTS_VOICE (ElevenLabs: the voice ID).")
+    elevenlabs_api_key: SecretStr = Field(default=SecretStr(""), validation_alias="ELEVENLABS_API_KEY")
+    elevenlabs_base_url: str = Field(default="https://api.elevenlabs.io", validation_alias="ELEVENLABS_BASE_URL")
 
 
 class VadSettings(BaseModel):
@@ -105,9 +112,18 @@ class LlmSettings(BaseModel):
         "punctuation (0: wait for a clause or sentence end).")
 
 
+class SttSettings(BaseModel):
+    provider: Literal["embedded", "openai"] = "embedded"
+    model: str = Field(default="", description="Hosted model name, e.g. whisper-1 or whisper-large-v3-turbo.")
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
 class VoiceSettings(BaseModel):
-    engine: Literal["hibari", "espeak"] = "hibari"
-    voice: str = Field(default="heart", description="hibari: 'heart'; espeak: a voice name such as 'hi' or 'en-us'.")
+    engine: Literal["hibari", "espeak", "openai", "elevenlabs"] = "hibari"
+    voice: str = Field(default="heart", description="hibari: 'heart'; espeak: e.g. 'hi' or 'en-us'; openai: e.g. "
+                       "'alloy'; elevenlabs: the voice ID.")
+    model: str = Field(default="", description="Hosted model, e.g. tts-1 or eleven_flash_v2_5.")
+    timeout_s: float = Field(default=10.0, gt=0)
     speed: float = Field(default=1.0, gt=0.3, lt=3.0)
 
 
@@ -124,6 +140,7 @@ class AgentConfig(BaseModel):
     still_there: str = "Are you still there?"
     busy: str = "Sorry, all our lines are busy right now. Please call back in a few minutes."
     vad: VadSettings = VadSettings()
+    stt: SttSettings = SttSettings()
     llm: LlmSettings = LlmSettings()
     voice: VoiceSettings = VoiceSettings()
     pace_ahead_ms: int = Field(default=200, ge=20, le=2000, description="How far outbound audio may run ahead of real time.")
@@ -141,7 +158,26 @@ def effective_agent(agent: AgentConfig, settings: Settings) -> AgentConfig:
     checked = LlmSettings.model_validate(llm.model_dump())
     if checked.provider == "embedded" and checked.model not in EMBEDDED_LLMS:
         raise ValueError(f"embedded LLM {checked.model!r} is not one of {', '.join(EMBEDDED_LLMS)}")
-    return agent.model_copy(update={"llm": checked})
+    stt = agent.stt.model_copy()
+    if settings.stt:
+        stt.provider = settings.stt  # type: ignore[assignment]
+    if settings.stt_model:
+        stt.model = settings.stt_model
+    voice = agent.voice.model_copy()
+    if settings.tts:
+        voice.engine = "hibari" if settings.tts == "embedded" else settings.tts  # type: ignore[assignment]
+        if settings.tts == "embedded":
+            voice.voice = "heart"
+    if settings.tts_model:
+        voice.model = settings.tts_model
+    if settings.tts_voice:
+        voice.voice = settings.tts_voice
+    stt, voice = SttSettings.model_validate(stt.model_dump()), VoiceSettings.model_validate(voice.model_dump())
+    if stt.provider != "embedded" and not stt.model:
+        raise ValueError("a hosted STT needs a model name (VOXLINE_STT_MODEL or [stt] model)")
+    if voice.engine in ("openai", "elevenlabs") and not voice.model:
+        raise ValueError("a hosted TTS needs a model name (VOXLINE_TTS_MODEL or [voice] model)")
+    return agent.model_copy(update={"llm": checked, "stt": stt, "voice": voice})
 
 
 def load_agent(path: Path | None) -> AgentConfig:

@@ -5,6 +5,10 @@ Chunks follow the public API's format: ``data: {"id": …, "object": "chat.compl
 Errors use the API's ``{"error": {"message", "type", "code"}}`` body. ``mode`` picks a behaviour:
 ok, unauthorized (401), rate-limited-once (429 then ok), server-error (always 500), slow (answers
 after ``slow_s``), drop (closes the stream half-way, without [DONE]).
+
+It also answers ``/v1/audio/transcriptions`` (multipart in, ``{"text"}`` out) with ``transcript``,
+and ``/v1/audio/speech`` (``response_format: pcm``: 24 kHz 16-bit mono) with ``speech`` (real
+recorded speech, resampled), the way the hosted API does.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ import json
 import socket
 import time
 
+import numpy as np
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from voxline.audio.pcm import resample
 
 API_KEY = "sk-test-0123456789"
 
@@ -33,7 +40,11 @@ class FakeOpenAI:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
+        self.transcript = "What time do you open on Saturday?"
+        self.speech = np.zeros(0, dtype=np.int16)  # 8 kHz int16, set by the test
+        app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"]),
+                                Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
+                                Route("/v1/audio/speech", self._speech, methods=["POST"])])
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
                                                      access_log=False))
         self._task: asyncio.Task | None = None
@@ -50,6 +61,29 @@ class FakeOpenAI:
         if self.mode == "slow":
             await asyncio.sleep(self.slow_s)
         return StreamingResponse(self._chunks(body["model"]), media_type="text/event-stream")
+
+    def _authorized(self, request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {API_KEY}" and self.mode != "unauthorized"
+
+    async def _transcriptions(self, request: Request):
+        form = await request.form()
+        upload = form.get("file")
+        audio = await upload.read() if upload is not None else b""
+        self.requests.append({"path": "transcriptions", "model": form.get("model"), "language": form.get("language"),
+                              "audio": audio, "authorization": request.headers.get("authorization")})
+        if not self._authorized(request):
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        if not audio.startswith(b"RIFF"):
+            return _error(400, "Invalid file format.", "invalid_request_error", None)
+        return JSONResponse({"text": self.transcript})
+
+    async def _speech(self, request: Request):
+        body = await request.json()
+        self.requests.append({"path": "speech", "body": body, "authorization": request.headers.get("authorization")})
+        if not self._authorized(request):
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        pcm24k = resample(self.speech, 8000, 24000)
+        return Response(pcm24k.astype("<i2").tobytes(), media_type="audio/pcm")
 
     async def _chunks(self, model: str):
         created = int(time.time())

@@ -1,4 +1,4 @@
-"""The voice stack: the STT, LLM and TTS an agent uses, loaded once per process and shared.
+"""The voice stack: the STT, LLM and TTS an agent uses (embedded or hosted), loaded once per process and shared.
 
 Each model gets its own one-thread lane, so a long LLM generation never queues a
 transcription behind it, and no model is ever run by two threads at once.
@@ -40,6 +40,13 @@ class VoiceStack:
             return self.fixed_phrases[text]
         return await self.tts.synthesize(text)
 
+    async def prerender(self, agent: AgentConfig) -> None:
+        """Synthesize the agent's fixed phrases once, so they play with no synthesis (and even while a
+        hosted TTS is failing)."""
+        for phrase in (agent.greeting, agent.goodbye, agent.reprompt, agent.apology, agent.still_there, agent.busy):
+            if phrase not in self.fixed_phrases:
+                self.fixed_phrases[phrase] = await self.tts.synthesize(phrase)
+
     def close(self) -> None:
         for pool in self.pools:
             pool.shutdown()
@@ -56,10 +63,8 @@ def build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: htt
     if agent.llm.provider == "openai":
         from voxline.llm.openai_compat import OpenAICompatibleChat
 
-        if http is None:
-            raise ValueError("a hosted LLM needs the process's HTTP client")
         log.info("LLM: OpenAI-compatible API at %s, model %s", settings.openai_base_url, agent.llm.model)
-        return OpenAICompatibleChat(http, settings.openai_base_url, settings.openai_api_key.get_secret_value(),
+        return OpenAICompatibleChat(_need(http), settings.openai_base_url, settings.openai_api_key.get_secret_value(),
                                     agent.llm.model, timeout_s=agent.llm.timeout_s)
     from voxline.llm.llama import LlamaChat
 
@@ -70,31 +75,60 @@ def build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: htt
     return llm
 
 
-def load_embedded(settings: Settings, agent: AgentConfig, http: httpx.AsyncClient | None = None) -> VoiceStack:
-    """Check every model file against its pin, load the models and warm them up (blocking)."""
-    from voxline.stt.whisper import WhisperSTT
-
+def load_stack(settings: Settings, agent: AgentConfig, http: httpx.AsyncClient | None = None) -> VoiceStack:
+    """The agent's STT, LLM and TTS: embedded models are checked against their pins, loaded and
+    warmed up (blocking); hosted providers get the process's pooled HTTP client."""
     started = time.perf_counter()
-    threads = settings.model_threads
     stt_pool, llm_pool, tts_pool = ModelPool(1), ModelPool(1), ModelPool(1)
-
-    stt = WhisperSTT(files.whisper_tiny_en_dir(), stt_pool, threads, settings.whisper_window)
-    stt.warm_up()
-    log.info("STT loaded: %s", stt.name)
-
+    stt = build_stt(settings, agent, stt_pool, http)
     llm = build_llm(settings, agent, llm_pool, http)
-
-    tts = load_tts(agent, tts_pool)
-    tts.warm_up()
-    log.info("TTS loaded: %s", tts.name)
-
+    tts = build_tts(settings, agent, tts_pool, http)
     stack = VoiceStack(stt=stt, llm=llm, tts=tts, make_vad=vad_factory(agent.vad),
                        pools=[stt_pool, llm_pool, tts_pool], fixed_phrases={})
-    for phrase in (agent.greeting, agent.goodbye, agent.reprompt, agent.apology, agent.still_there, agent.busy):
-        stack.fixed_phrases[phrase] = tts.synthesize_blocking(phrase)
     stack.make_vad()  # fail at start-up, not on the first call, if the VAD cannot load
     log.info("models ready in %.1f s", time.perf_counter() - started)
     return stack
+
+
+def build_stt(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> SpeechToText:
+    if agent.stt.provider == "openai":
+        from voxline.stt.openai_stt import OpenAICompatibleSTT
+
+        log.info("STT: OpenAI-compatible API at %s, model %s", settings.openai_base_url, agent.stt.model)
+        return OpenAICompatibleSTT(_need(http), settings.openai_base_url, settings.openai_api_key.get_secret_value(),
+                                   agent.stt.model, timeout_s=agent.stt.timeout_s)
+    from voxline.stt.whisper import WhisperSTT
+
+    stt = WhisperSTT(files.whisper_tiny_en_dir(), pool, settings.model_threads, settings.whisper_window)
+    stt.warm_up()
+    log.info("STT loaded: %s", stt.name)
+    return stt
+
+
+def build_tts(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> TextToSpeech:
+    voice = agent.voice
+    if voice.engine == "elevenlabs":
+        from voxline.tts.hosted_tts import ElevenLabsTTS
+
+        log.info("TTS: ElevenLabs at %s, voice %s, model %s", settings.elevenlabs_base_url, voice.voice, voice.model)
+        return ElevenLabsTTS(_need(http), settings.elevenlabs_base_url, settings.elevenlabs_api_key.get_secret_value(),
+                             voice.voice, voice.model, timeout_s=voice.timeout_s)
+    if voice.engine == "openai":
+        from voxline.tts.hosted_tts import OpenAICompatibleTTS
+
+        log.info("TTS: OpenAI-compatible API at %s, model %s, voice %s", settings.openai_base_url, voice.model, voice.voice)
+        return OpenAICompatibleTTS(_need(http), settings.openai_base_url, settings.openai_api_key.get_secret_value(),
+                                   voice.model, voice.voice, timeout_s=voice.timeout_s)
+    tts = load_tts(agent, pool)
+    tts.warm_up()
+    log.info("TTS loaded: %s", tts.name)
+    return tts
+
+
+def _need(http: httpx.AsyncClient | None) -> httpx.AsyncClient:
+    if http is None:
+        raise ValueError("a hosted provider needs the process's HTTP client")
+    return http
 
 
 def load_tts(agent: AgentConfig, pool: ModelPool):

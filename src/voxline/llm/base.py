@@ -14,6 +14,7 @@ class LanguageModel(Protocol):
     """Streams a chat reply. Closing the iterator early must stop generation promptly."""
 
     name: str
+    prefills_locally: bool  # whether ``prefill`` saves time (worth transcribing partial speech for)
 
     def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[str]: ...
 

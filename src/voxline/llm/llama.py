@@ -27,6 +27,7 @@ _DONE = object()
 
 
 class LlamaChat:
+    prefills_locally = True
     def __init__(self, name: str, gguf: Path, pool: ModelPool, threads: int, context_tokens: int) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter

@@ -19,23 +19,15 @@ from typing import AsyncIterator
 
 import httpx
 
+from voxline.errors import ProviderError
 from voxline.llm.base import ChatMessage
+from voxline.providers.http import RETRYABLE_STATUS, error_message
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
-
-class ProviderError(RuntimeError):
-    """A hosted provider failed; ``kind`` is the HTTP status or the failure's name."""
-
-    def __init__(self, provider: str, kind: str, message: str) -> None:
-        super().__init__(f"{provider}: {kind}: {message}")
-        self.provider = provider
-        self.kind = kind
-
 
 class OpenAICompatibleChat:
+    prefills_locally = False
     def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str, model: str,
                  provider: str = "openai", timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
         self.name = f"{provider}:{model}"
@@ -80,12 +72,7 @@ class OpenAICompatibleChat:
             delay = min(delay * 2, 1.0)
 
     async def _refused(self, response: httpx.Response) -> None:
-        raw = (await response.aread()).decode("utf-8", "replace")
-        try:
-            message = json.loads(raw)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = raw[:300]
-        raise ProviderError(self.provider, str(response.status_code), message)
+        raise ProviderError(self.provider, str(response.status_code), error_message(await response.aread()))
 
     async def _events(self, response: httpx.Response) -> AsyncIterator[str]:
         finished = False

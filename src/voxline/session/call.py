@@ -22,7 +22,7 @@ from voxline.config import AgentConfig
 from voxline.engine.stack import VoiceStack
 from voxline.llm.base import ChatMessage
 from voxline.llm.chunking import ClauseChunker
-from voxline.llm.openai_compat import ProviderError
+from voxline.errors import ProviderError
 from voxline.observability.metrics import Metrics
 from voxline.playout.pacer import Pacer, Piece, PlayoutListener
 from voxline.session.prompt import build_prompt
@@ -217,7 +217,7 @@ class CallSession:
         """Every ``prefill_every_ms`` of speech, transcribe it so far and let the LLM read it early."""
         every = self._agent.llm.prefill_every_ms // FRAME_MS
         frames = self._detector.utterance_frames
-        if not every or frames - self._prefilled_at_frame < every or self._detector.in_silence:
+        if not self._stack.llm.prefills_locally or not every or frames - self._prefilled_at_frame < every or self._detector.in_silence:
             return  # in a silence the early transcription is about to need the STT
         if self._prefill is not None and not self._prefill.done():
             return
@@ -294,6 +294,10 @@ class CallSession:
             else:
                 self.log.info("processing %d bytes", audio.size * 2)
                 text = await self._stack.stt.transcribe(audio, self._agent.language)
+        except ProviderError as exc:
+            self._provider_failed(reply, "stt", exc)
+            await self._say_apology(reply)
+            return
         finally:
             reply.transcribing = False
         timeline.mark("stt_final")
@@ -325,14 +329,10 @@ class CallSession:
                 pieces.put_nowait(piece)
         except ProviderError as exc:
             # What was already generated is still spoken; then a short apology, and the call goes on.
-            self.log.error("LLM failed: %s", exc)
-            self.record.event("error", stage="llm", provider=exc.provider, error_kind=exc.kind, message=str(exc))
-            if self._metrics:
-                self._metrics.provider_errors.labels(exc.provider, exc.kind).inc()
+            self._provider_failed(reply, "llm", exc)
             for piece in chunker.flush():
                 pieces.put_nowait(piece)
             pieces.put_nowait(self._agent.apology)
-            reply.failed = True
         finally:
             pieces.put_nowait(None)
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
@@ -342,9 +342,29 @@ class CallSession:
         self.log.info("reply generated in %.0f ms: %r", (time.monotonic() - started) * 1000, reply.generated)
         self._maybe_finish(reply)
 
+    def _provider_failed(self, reply: Reply, stage: str, exc: ProviderError) -> None:
+        self.log.error("%s failed: %s", stage.upper(), exc)
+        self.record.event("error", stage=stage, provider=exc.provider, error_kind=exc.kind, message=str(exc))
+        if self._metrics:
+            self._metrics.provider_errors.labels(exc.provider, exc.kind).inc()
+        reply.failed = True
+
+    async def _say_apology(self, reply: Reply) -> None:
+        """The pre-rendered apology: it plays even while the TTS provider is failing."""
+        self._queue_piece(reply, self._agent.apology, await self._stack.speak(self._agent.apology))
+        reply.done_generating = True
+        self._maybe_finish(reply)
+
     async def _speak(self, reply: Reply, pieces: asyncio.Queue[str | None]) -> None:
         while (text := await pieces.get()) is not None:
-            audio = await self._stack.speak(text)
+            try:
+                audio = await self._stack.speak(text)
+            except ProviderError as exc:
+                self._provider_failed(reply, "tts", exc)
+                self._queue_piece(reply, self._agent.apology, await self._stack.speak(self._agent.apology))
+                while await pieces.get() is not None:  # drop the rest of the reply
+                    pass
+                return
             if reply.timeline:
                 reply.timeline.mark("first_audio")
             self._queue_piece(reply, text, audio)

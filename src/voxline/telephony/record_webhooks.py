@@ -16,7 +16,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from voxline.audio.pcm import rms_dbfs
 from voxline.llm.chunking import speakable
-from voxline.llm.openai_compat import ProviderError
+from voxline.errors import ProviderError
 from voxline.session.prompt import build_prompt
 from voxline.session.records import CallRecord
 from voxline.session.timeline import TurnRecord

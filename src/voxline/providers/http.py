@@ -1,0 +1,61 @@
+"""One request to a hosted provider with bounded retries, errors turned into ``ProviderError``.
+
+429, 5xx, timeouts and dropped connections are retried with a short backoff until
+``retry_window_s`` has passed; anything else fails at once. The provider's own error message is
+kept; credentials are sent in headers and never appear in messages or logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from voxline.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def error_message(body: bytes) -> str:
+    text = body.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:300]
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message", error))
+    detail = data.get("detail") if isinstance(data, dict) else None  # ElevenLabs: {"detail": {"message": …}}
+    if isinstance(detail, dict):
+        return str(detail.get("message", detail))
+    return str(error or detail or text[:300])
+
+
+async def request_with_retries(client: httpx.AsyncClient, provider: str, method: str, url: str, *,
+                               timeout_s: float, retry_window_s: float, **kwargs: Any) -> httpx.Response:
+    deadline = time.monotonic() + retry_window_s
+    delay = 0.2
+    timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+    while True:
+        try:
+            response = await client.request(method, url, timeout=timeout, **kwargs)
+            if response.status_code < 400:
+                return response
+            error = ProviderError(provider, str(response.status_code), error_message(response.content))
+            if response.status_code not in RETRYABLE_STATUS:
+                raise error
+        except httpx.TimeoutException as exc:
+            error = ProviderError(provider, "timeout", type(exc).__name__)
+        except httpx.TransportError as exc:
+            error = ProviderError(provider, "connection", type(exc).__name__)
+        if time.monotonic() + delay > deadline:
+            raise error
+        log.warning("%s; retrying in %.1f s", error, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
