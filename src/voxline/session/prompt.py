@@ -6,8 +6,11 @@ from voxline.config import AgentConfig
 from voxline.llm.base import ChatMessage
 
 
-def build_prompt(agent: AgentConfig, history: list[ChatMessage], caller_text: str) -> list[ChatMessage]:
-    """System prompt, the last ``history_turns`` exchanges, and what the caller just said."""
+def build_prompt(agent: AgentConfig, history: list[ChatMessage], caller_text: str,
+                 instruction: str = "") -> list[ChatMessage]:
+    """System prompt (plus the chosen language's instruction), the last ``history_turns`` exchanges,
+    and what the caller just said."""
     keep = agent.llm.history_turns * 2
     recent = history[-keep:] if keep else []
-    return [{"role": "system", "content": agent.system_prompt}, *recent, {"role": "user", "content": caller_text}]
+    system = f"{agent.system_prompt}\n{instruction}" if instruction else agent.system_prompt
+    return [{"role": "system", "content": system}, *recent, {"role": "user", "content": caller_text}]

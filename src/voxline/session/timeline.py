@@ -48,3 +48,4 @@ class TurnRecord:
     stages_ms: dict[str, float | None] = field(default_factory=dict)
     stt_early: bool = False
     failed: bool = False  # a provider failed during this turn
+    language: str = ""

@@ -66,6 +66,7 @@ class CallerTurn:
     label: str
     audio: np.ndarray  # 8 kHz int16
     barge_in_after_s: float | None = None  # talk over the agent this long after its audio starts
+    dtmf: str = ""  # press these keys instead of speaking
 
 
 @dataclass
@@ -304,7 +305,13 @@ class SimulatedCall:
                 await asyncio.sleep(0.01)
             await asyncio.sleep(max(0.0, first + turn.barge_in_after_s - self._clock()))
         media_before = self._media_count
-        start, end = await self.speak(turn.audio)
+        if turn.dtmf:
+            for digit in turn.dtmf:
+                await self._send({"event": "dtmf", "streamSid": self.stream_sid, "sequenceNumber": self._next_seq(),
+                                  "dtmf": {"track": "inbound_track", "digit": digit}})
+            start = end = self._clock()
+        else:
+            start, end = await self.speak(turn.audio)
         result = TurnResult(label=turn.label, speech_start=start, speech_end=end)
         await self._agent_done(playback, media_before)
         result.reply_audible_at = playback.first_audible_after(end)

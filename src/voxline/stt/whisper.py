@@ -40,7 +40,8 @@ class WhisperSTT:
         from faster_whisper import WhisperModel
 
         self._model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
-        self.name = f"whisper:{model_dir.name}"
+        self.multilingual: bool = self._model.model.is_multilingual
+        self.name = "whisper-base" if self.multilingual else "whisper-tiny.en"
         self.window: Window = window
         self._pool = pool
         self._lock = threading.Lock()
@@ -49,13 +50,15 @@ class WhisperSTT:
     def transcribe_blocking(self, pcm8k: np.ndarray, language: str) -> str:
         audio = resample(int16_to_float(pcm8k), TELEPHONY_RATE, WHISPER_RATE)
         with self._lock:
-            if self.window == "fit" and audio.size + FIT_PADDING_S * WHISPER_RATE < MAX_FRAMES * HOP:
+            # With no language given, a multilingual model detects it (on the standard window).
+            if (self.window == "fit" and audio.size + FIT_PADDING_S * WHISPER_RATE < MAX_FRAMES * HOP
+                    and (language or not self.multilingual)):
                 return self._transcribe_fit(audio, language)
             return self._transcribe_full(audio, language)
 
     def _transcribe_full(self, audio: np.ndarray, language: str) -> str:
         segments, _info = self._model.transcribe(
-            audio, language=language if self._model.model.is_multilingual else None, beam_size=1,
+            audio, language=(language or None) if self.multilingual else None, beam_size=1,
             temperature=0.0, without_timestamps=True, condition_on_previous_text=False, vad_filter=False)
         return " ".join(segment.text.strip() for segment in segments).strip()
 

@@ -1,8 +1,9 @@
 """Embedded multilingual text-to-speech: libespeak-ng (with its data, Hindi included) via ctypes.
 
 The library and its data ship in the ``espeakng-loader`` wheel. It is robotic but speaks the
-languages hibari lacks. libespeak-ng keeps global state, so one instance serves the process and
-a lock serializes synthesis.
+languages hibari lacks. libespeak-ng keeps global state (one voice, one callback), so the library
+is initialized once per process and a lock serializes synthesis; each ``EspeakTTS`` (one per
+voice) selects its voice for every synthesis.
 """
 
 from __future__ import annotations
@@ -24,41 +25,61 @@ _PARAM_RATE = 1
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
-class EspeakTTS:
-    name = "espeak-ng"
+class _Library:
+    """libespeak-ng, initialized once per process: it keeps one global voice and one callback."""
 
-    def __init__(self, pool: ModelPool, voice: str = "en-us", speed: float = 1.0) -> None:
+    _instance: "_Library | None" = None
+    _create_lock = threading.Lock()
+
+    def __init__(self) -> None:
         import espeakng_loader
 
-        self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         data_parent = str(Path(espeakng_loader.get_data_path()).parent).encode()
-        self._lib.espeak_Initialize.restype = ctypes.c_int
-        self._rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent, _INITIALIZE_DONT_EXIT)
-        if self._rate <= 0:
+        self.lib.espeak_Initialize.restype = ctypes.c_int
+        self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent, _INITIALIZE_DONT_EXIT)
+        if self.rate <= 0:
             raise RuntimeError("libespeak-ng failed to initialize")
-        self._chunks: list[np.ndarray] = []
-        self._callback = _SYNTH_CALLBACK(self._on_audio)  # keep a reference: C holds the pointer
-        self._lib.espeak_SetSynthCallback(self._callback)
-        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"espeak-ng has no voice {voice!r}")
-        self._lib.espeak_SetParameter(_PARAM_RATE, int(175 * speed), 0)
-        self.name = f"espeak-ng:{voice}"
-        self._pool = pool
-        self._lock = threading.Lock()
+        self.chunks: list[np.ndarray] = []
+        self.callback = _SYNTH_CALLBACK(self._on_audio)  # keep a reference: C holds the pointer
+        self.lib.espeak_SetSynthCallback(self.callback)
+        self.lock = threading.Lock()  # one synthesis at a time, voice and all
+
+    @classmethod
+    def get(cls) -> "_Library":
+        with cls._create_lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
 
     def _on_audio(self, wav, count: int, _events) -> int:
         if count > 0 and wav:
-            self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+            self.chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
         return 0
 
-    def synthesize_pcm(self, text: str) -> tuple[np.ndarray, int]:
+    def synthesize(self, text: str, voice: bytes, rate: int) -> np.ndarray:
         data = text.encode("utf-8") + b"\0"
-        with self._lock:
-            self._chunks = []
-            self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-            chunks, self._chunks = self._chunks, []
-        pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
-        return pcm.astype(np.int16), self._rate
+        with self.lock:
+            if self.lib.espeak_SetVoiceByName(voice) != 0:
+                raise ValueError(f"espeak-ng has no voice {voice.decode()!r}")
+            self.lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
+            self.chunks = []
+            self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+            chunks, self.chunks = self.chunks, []
+        return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)).astype(np.int16)
+
+
+class EspeakTTS:
+    def __init__(self, pool: ModelPool, voice: str = "en-us", speed: float = 1.0) -> None:
+        self._library = _Library.get()
+        self._voice = voice.encode()
+        self._rate_wpm = int(175 * speed)
+        self._library.synthesize("", self._voice, self._rate_wpm)  # fails here if the voice is unknown
+        self.name = f"espeak-ng:{voice}"
+        self._pool = pool
+
+    def synthesize_pcm(self, text: str) -> tuple[np.ndarray, int]:
+        return self._library.synthesize(text, self._voice, self._rate_wpm), self._library.rate
 
     def synthesize_blocking(self, text: str) -> bytes:
         pcm, rate = self.synthesize_pcm(text)
