@@ -8,33 +8,27 @@ header and ``{"text", "model_id"}`` answers raw 8 kHz μ-law, in chunks. Errors 
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import numpy as np
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from voxline.simulator.loopback import LoopbackServer
 from voxline.audio import mulaw
 
 API_KEY = "xi-test-abcdef"
 
 
-class FakeElevenLabs:
+class FakeElevenLabs(LoopbackServer):
     def __init__(self) -> None:
         self.mode = "ok"
         self.speech = np.zeros(0, dtype=np.int16)  # 8 kHz int16, set by the test
         self.requests: list[dict] = []
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
         app = Starlette(routes=[Route("/v1/text-to-speech/{voice_id}/stream", self._stream, methods=["POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
-                                                     access_log=False))
-        self._task: asyncio.Task | None = None
+        super().__init__(app)
+        self.base_url = self.url
 
     async def _stream(self, request: Request):
         body = await request.json()
@@ -55,14 +49,3 @@ class FakeElevenLabs:
                 await asyncio.sleep(0)
 
         return StreamingResponse(chunks(), media_type="audio/basic")
-
-    async def __aenter__(self) -> "FakeElevenLabs":
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.01)
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self._server.should_exit = True
-        if self._task:
-            await self._task

@@ -15,39 +15,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 
 import numpy as np
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from voxline.simulator.loopback import LoopbackServer
 from voxline.audio.pcm import resample
 
 API_KEY = "sk-test-0123456789"
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     def __init__(self, reply: str = "We are open from nine to six, Monday to Friday.") -> None:
         self.reply = reply
         self.mode = "ok"
         self.slow_s = 5.0
         self.requests: list[dict] = []
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.transcript = "What time do you open on Saturday?"
         self.speech = np.zeros(0, dtype=np.int16)  # 8 kHz int16, set by the test
         app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"]),
                                 Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
                                 Route("/v1/audio/speech", self._speech, methods=["POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
-                                                     access_log=False))
-        self._task: asyncio.Task | None = None
+        super().__init__(app)
+        self.base_url = f"{self.url}/v1"
 
     async def _completions(self, request: Request):
         body = await request.json()
@@ -102,17 +96,6 @@ class FakeOpenAI:
             await asyncio.sleep(0.01)
         yield chunk({}, "stop")
         yield "data: [DONE]\n\n"
-
-    async def __aenter__(self) -> "FakeOpenAI":
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.01)
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self._server.should_exit = True
-        if self._task:
-            await self._task
 
 
 def _error(status: int, message: str, kind: str, code: str | None) -> JSONResponse:

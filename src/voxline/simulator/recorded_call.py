@@ -13,14 +13,12 @@ import asyncio
 import base64
 import logging
 import secrets
-import socket
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,6 +28,7 @@ from voxline.audio.pcm import TELEPHONY_RATE
 from voxline.playout.audio_files import wav_bytes
 from voxline.audio import mulaw
 from voxline.simulator.caller import CallerTurn, _sid
+from voxline.simulator.loopback import LoopbackServer
 from voxline.simulator.playback import AUDIBLE_DBFS
 from voxline.telephony.recordings import decode_wav
 from voxline.telephony.security import sign
@@ -62,7 +61,7 @@ class RecordedCallResult:
     recording_requests: int
 
 
-class RecordingServer:
+class RecordingServer(LoopbackServer):
     """Twilio's recordings API in miniature: ``GET /Recordings/{sid}.wav`` with Basic auth.
 
     ``behaviour``: "ok", "late" (404 for the first two requests, as when a file is not ready),
@@ -74,14 +73,7 @@ class RecordingServer:
         self.requests = 0
         self.behaviour = behaviour
         self._expected = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        app = Starlette(routes=[Route("/Recordings/{name}", self._get)])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
-                                                     access_log=False))
-        self._task: asyncio.Task | None = None
+        super().__init__(Starlette(routes=[Route("/Recordings/{name}", self._get)]))
 
     async def _get(self, request: Request) -> Response:
         self.requests += 1
@@ -97,17 +89,6 @@ class RecordingServer:
         sid = _sid("RE")
         self.recordings[sid] = wav_bytes(mulaw.encode(pcm))
         return f"{self.url}/Recordings/{sid}"
-
-    async def __aenter__(self) -> "RecordingServer":
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.01)
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self._server.should_exit = True
-        if self._task:
-            await self._task
 
 
 def first_audible_offset(pcm: np.ndarray) -> float | None:

@@ -22,7 +22,7 @@ from voxline.session.records import CallRecord
 from voxline.session.timeline import TurnRecord
 from voxline.telephony.recordings import RecordingUnavailable
 from voxline.telephony.security import public_base_url
-from voxline.telephony.webhooks import verified_form
+from voxline.telephony.webhooks import accepted_webhook
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -74,11 +74,9 @@ def _record_for(request: Request, params: dict[str, str]) -> CallRecord:
 @router.post("/voice")
 async def voice(request: Request) -> Response:
     services = request.app.state.services
-    params = await verified_form(request)
-    if params is None:
-        return Response("invalid signature", status_code=403, media_type="text/plain")
-    if services.stack is None:
-        return Response("models are loading", status_code=503, media_type="text/plain")
+    params = await accepted_webhook(request)
+    if isinstance(params, Response):
+        return params
     if services.draining:
         from voxline.telephony.webhooks import over_capacity
 
@@ -100,11 +98,9 @@ async def start_recorded_call(request: Request, params: dict[str, str]) -> Respo
 @router.post("/voice/recording")
 async def recording(request: Request) -> Response:
     services = request.app.state.services
-    params = await verified_form(request)
-    if params is None:
-        return Response("invalid signature", status_code=403, media_type="text/plain")
-    if services.stack is None:
-        return Response("models are loading", status_code=503, media_type="text/plain")
+    params = await accepted_webhook(request)
+    if isinstance(params, Response):
+        return params
     agent = services.agent
     call_sid = params.get("CallSid", "")
     record = _record_for(request, params)

@@ -30,6 +30,16 @@ async def verified_form(request: Request) -> dict[str, str] | None:
     return params
 
 
+async def accepted_webhook(request: Request) -> dict[str, str] | Response:
+    """A signed webhook's form parameters, or the answer to give instead (403 unsigned, 503 loading)."""
+    params = await verified_form(request)
+    if params is None:
+        return Response("invalid signature", status_code=403, media_type="text/plain")
+    if request.app.state.services.stack is None:
+        return Response("models are loading", status_code=503, media_type="text/plain")
+    return params
+
+
 def stream_twiml(stream_url: str, params: dict[str, str]) -> str:
     response = VoiceResponse()
     connect = Connect()
@@ -61,11 +71,9 @@ async def over_capacity(request: Request, params: dict[str, str]) -> Response:
 @router.post("/voice-stream")
 async def voice_stream(request: Request) -> Response:
     services = request.app.state.services
-    params = await verified_form(request)
-    if params is None:
-        return Response("invalid signature", status_code=403, media_type="text/plain")
-    if services.stack is None:
-        return Response("models are loading", status_code=503, media_type="text/plain")
+    params = await accepted_webhook(request)
+    if isinstance(params, Response):
+        return params
     if services.draining or services.streaming_calls() >= services.settings.max_calls:
         return await over_capacity(request, params)
     base = public_base_url(services.settings.public_url, request.headers, request.url.scheme)
