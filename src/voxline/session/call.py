@@ -216,6 +216,7 @@ class CallSession:
             if self._reply is not None and not self._reply.finished:
                 self._spawn(self._barge_in(self._reply))
         elif isinstance(event, SpeechPaused):
+            self.log.info("processing %d bytes (early, the caller paused)", event.audio.size * 2)
             self._early = self._spawn(self._transcribe(event.audio))
         elif isinstance(event, SpeechResumed):
             self._drop_early()
