@@ -34,19 +34,17 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import re
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from common import machine  # noqa: E402
 from voxline.config import Settings, load_agent  # noqa: E402
 from voxline.engine import files  # noqa: E402
 from voxline.engine.pool import ModelPool  # noqa: E402
@@ -301,25 +299,6 @@ async def evaluate(model: str, system_prompt: str, cache_dir: Path, passes: int)
         gc.collect()
 
 
-def machine() -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "processor": platform.processor(),
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "llama_cpp_python": metadata.version("llama-cpp-python"),
-    }
-
-
 def table(summaries: list[dict[str, Any]]) -> str:
     head = f"{'model':<14} {'correct':>8} {'TTFT med ms':>12} {'TTFT max ms':>12} {'total med ms':>13}"
     rows = [
@@ -352,7 +331,7 @@ async def main() -> None:
 
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine("llama-cpp-python"),
         "settings": {"max_tokens": MAX_TOKENS, "temperature": TEMPERATURE, "threads": THREADS,
                      "context_tokens": CONTEXT_TOKENS, "passes": args.passes, "agent": agent.name},
         "questions": [asdict(q) for q in QUESTIONS],

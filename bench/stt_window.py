@@ -37,14 +37,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +50,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
+from common import machine  # noqa: E402
 from voxline.audio import mulaw  # noqa: E402
 from voxline.audio.pcm import TELEPHONY_RATE, load_as_telephony, rms_dbfs  # noqa: E402
 from voxline.engine import files  # noqa: E402
@@ -301,25 +300,6 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join([head, "-" * len(head), *rows, "", tail])
 
 
-def machine() -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "faster_whisper": metadata.version("faster-whisper"),
-        "ctranslate2": metadata.version("ctranslate2"),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Compare Whisper's fit and full encoder windows.")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each LibriVox utterance per window")
@@ -345,7 +325,7 @@ def main() -> None:
 
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine("faster-whisper", "ctranslate2"),
         "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "command": shlex.join([sys.executable, *sys.argv]),
         "settings": {"model": transcribe.stt.name, "threads": THREADS, "language": LANGUAGE,

@@ -45,11 +45,10 @@ class VoiceStack:
 
     async def speak(self, text: str, language: str | None = None) -> bytes:
         """Synthesize, reusing the pre-rendered audio of fixed phrases (greeting, re-prompt, apology)."""
-        key = (language or "", text)
+        # A language without a voice of its own speaks with the default one, and shares its phrases.
+        key = (language if language in self.tts_by_language else "", text)
         if key in self.fixed_phrases:
             return self.fixed_phrases[key]
-        if language and ("", text) in self.fixed_phrases and language not in self.tts_by_language:
-            return self.fixed_phrases[("", text)]
         return await self.tts_for(language).synthesize(text)
 
     async def prerender(self, agent: AgentConfig) -> None:

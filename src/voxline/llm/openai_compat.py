@@ -21,7 +21,7 @@ import httpx
 
 from voxline.errors import ProviderError
 from voxline.llm.base import ChatMessage
-from voxline.providers.http import RETRYABLE_STATUS, error_message
+from voxline.providers.http import RETRYABLE_STATUS, bearer, error_message
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class OpenAICompatibleChat:
         self.provider = provider
         self._client = client
         self._url = base_url.rstrip("/") + "/chat/completions"
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = bearer(api_key)
         self._model = model
         self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
         self._retry_window_s = retry_window_s

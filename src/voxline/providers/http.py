@@ -59,3 +59,24 @@ async def request_with_retries(client: httpx.AsyncClient, provider: str, method:
         log.warning("%s; retrying in %.1f s", error, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+class HostedEndpoint:
+    """One provider URL with its credentials and bounds: what every hosted STT/TTS client holds."""
+
+    def __init__(self, client: httpx.AsyncClient, provider: str, url: str, headers: dict[str, str],
+                 timeout_s: float, retry_window_s: float) -> None:
+        self.client = client
+        self.provider = provider
+        self.url = url
+        self.headers = headers
+        self.timeout_s = timeout_s
+        self.retry_window_s = retry_window_s
+
+    async def post(self, **kwargs: Any) -> httpx.Response:
+        return await request_with_retries(self.client, self.provider, "POST", self.url, timeout_s=self.timeout_s,
+                                          retry_window_s=self.retry_window_s, headers=self.headers, **kwargs)
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 
-from voxline.providers.http import request_with_retries
+from voxline.providers.http import HostedEndpoint, bearer
 from voxline.tts.shaping import to_telephony
 
 OPENAI_PCM_RATE = 24000
@@ -22,20 +22,15 @@ class ElevenLabsTTS:
     def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str, voice_id: str, model: str,
                  timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
         self.name = f"elevenlabs:{voice_id}"
-        self._client = client
-        self._url = f"{base_url.rstrip('/')}/v1/text-to-speech/{voice_id}/stream"
-        self._headers = {"xi-api-key": api_key}
+        self._endpoint = HostedEndpoint(client, "elevenlabs", f"{base_url.rstrip('/')}/v1/text-to-speech/{voice_id}/stream",
+                                        {"xi-api-key": api_key}, timeout_s, retry_window_s)
         self._model = model
-        self._timeout_s = timeout_s
-        self._retry_window_s = retry_window_s
 
     async def synthesize(self, text: str) -> bytes:
         if not text.strip():
             return b""
-        response = await request_with_retries(
-            self._client, "elevenlabs", "POST", self._url, timeout_s=self._timeout_s,
-            retry_window_s=self._retry_window_s, headers=self._headers,
-            params={"output_format": "ulaw_8000"}, json={"text": text, "model_id": self._model})
+        response = await self._endpoint.post(params={"output_format": "ulaw_8000"},
+                                             json={"text": text, "model_id": self._model})
         return response.content  # already 8 kHz μ-law; the pacer pads the last frame
 
 
@@ -43,21 +38,15 @@ class OpenAICompatibleTTS:
     def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str, model: str, voice: str,
                  provider: str = "openai", timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
         self.name = f"{provider}:{model}:{voice}"
-        self._client = client
-        self._url = base_url.rstrip("/") + "/audio/speech"
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._endpoint = HostedEndpoint(client, provider, base_url.rstrip("/") + "/audio/speech", bearer(api_key),
+                                        timeout_s, retry_window_s)
         self._model = model
         self._voice = voice
-        self._provider = provider
-        self._timeout_s = timeout_s
-        self._retry_window_s = retry_window_s
 
     async def synthesize(self, text: str) -> bytes:
         if not text.strip():
             return b""
-        response = await request_with_retries(
-            self._client, self._provider, "POST", self._url, timeout_s=self._timeout_s,
-            retry_window_s=self._retry_window_s, headers=self._headers,
+        response = await self._endpoint.post(
             json={"model": self._model, "input": text, "voice": self._voice, "response_format": "pcm"})
         pcm = np.frombuffer(response.content[: len(response.content) // 2 * 2], dtype="<i2").astype(np.int16)
         return to_telephony(pcm, OPENAI_PCM_RATE)
