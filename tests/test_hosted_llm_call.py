@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from conftest import AUTH_TOKEN
-from fakes.openai_server import API_KEY, FakeOpenAI
+from voxline.fakes.openai_server import API_KEY, FakeOpenAI
 from voxline.llm.openai_compat import OpenAICompatibleChat
 from voxline.simulator.caller import CallerTurn, SimulatedCall
 from voxline.simulator.voices import speech_from_wav

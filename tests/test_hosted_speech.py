@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from fakes.elevenlabs_server import API_KEY as XI_KEY, FakeElevenLabs
-from fakes.openai_server import API_KEY, FakeOpenAI
+from voxline.fakes.elevenlabs_server import API_KEY as XI_KEY, FakeElevenLabs
+from voxline.fakes.openai_server import API_KEY, FakeOpenAI
 from voxline.audio import mulaw
 from voxline.errors import ProviderError
 from voxline.simulator.voices import speech_from_wav
@@ -65,7 +65,7 @@ async def test_openai_speech_pcm_is_resampled_for_the_phone(prompts):
 @pytest.mark.e2e
 async def test_a_call_with_every_stage_on_hosted_providers(librivox, prompts, tmp_path):
     from conftest import ACCOUNT_SID, AUTH_TOKEN, RunningServer
-    from fakes.elevenlabs_server import FakeElevenLabs
+    from voxline.fakes.elevenlabs_server import FakeElevenLabs
     from voxline.config import Settings
     from voxline.simulator.caller import CallerTurn, SimulatedCall
 

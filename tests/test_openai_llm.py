@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from fakes.openai_server import API_KEY, FakeOpenAI
+from voxline.fakes.openai_server import API_KEY, FakeOpenAI
 from voxline.config import AgentConfig, LlmSettings, Settings, effective_agent, load_agent
 from voxline.errors import ProviderError
 from voxline.llm.openai_compat import OpenAICompatibleChat
