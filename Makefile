@@ -6,7 +6,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install test-data run test test-fast bench-latency bench-ab clean
+.PHONY: install test-data run test test-fast bench-latency bench-ab bench-deps bench-load bench-capacity bench-micro bench-soak clean
 
 .venv/.installed: pyproject.toml requirements-models.txt scripts/install.sh
 	./scripts/install.sh
@@ -32,6 +32,23 @@ bench-latency: install test-data
 
 bench-ab: install test-data
 	.venv/bin/python bench/ab.py
+
+# Benchmarks of Voxline itself (docs/benchmarks.md). Each prints a table and writes
+# bench/results/<name>.json and .png. Run them on a quiet machine: `uptime` should show a low load.
+bench-deps: install
+	.venv/bin/python -c "import matplotlib" 2>/dev/null || .venv/bin/python -m pip install --quiet -e '.[bench]'
+
+bench-load: bench-deps test-data
+	.venv/bin/voxline bench load
+
+bench-capacity: bench-deps test-data
+	.venv/bin/voxline bench capacity
+
+bench-micro: bench-deps test-data
+	.venv/bin/voxline bench micro
+
+bench-soak: bench-deps test-data
+	.venv/bin/voxline bench soak
 
 clean:
 	rm -rf .venv build src/*.egg-info

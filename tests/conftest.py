@@ -88,6 +88,12 @@ class RunningServer:
             if time.monotonic() > deadline:
                 raise TimeoutError("models did not load")
             time.sleep(0.1)
+        while not self._server.started:  # the models may be shared and ready before the port is open
+            if not self._thread.is_alive():
+                raise RuntimeError("the server stopped while starting")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the server did not start listening")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         self._server.should_exit = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -12,24 +13,27 @@ from dataclasses import dataclass, field
 import httpx
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge
 
 from voxline.api.calls import router as api_router
 from voxline.config import AgentConfig, Settings, effective_agent, load_agent
 from voxline.engine.stack import VoiceStack, load_stack
 from voxline.observability.metrics import Metrics
+from voxline.observability.tracing import make_tracer
 from voxline.playout.audio_files import AudioFiles
 from voxline.session.records import CallRegistry
-from voxline.store.conversations import ConversationStore, sqlite_url
+from voxline.store import CallStore
 from voxline.telephony.media_stream import media_stream
 from voxline.telephony.record_webhooks import router as record_router
 from voxline.telephony.recordings import RecordingFetcher
 from voxline.telephony.security import SignatureChecker
 from voxline.telephony.webhooks import router as webhook_router
+from voxline.web import install as install_web
 
 log = logging.getLogger(__name__)
 
 AUDIO_SWEEP_S = 60
+STORE_FLUSH_S = 10.0  # at shutdown, time to write pending call records; the rest stays in the journal
 ADMISSION_HOLD_S = 30.0  # a webhook answered reserves a place this long for its stream
 
 
@@ -40,7 +44,7 @@ class Services:
     settings: Settings
     agent: AgentConfig
     signatures: SignatureChecker
-    conversations: ConversationStore
+    store: CallStore
     audio: AudioFiles
     http: httpx.AsyncClient
     fetcher: RecordingFetcher
@@ -53,12 +57,12 @@ class Services:
     admitted: dict[str, float] = field(default_factory=dict)  # CallSid -> when its webhook was answered
 
     def streaming_calls(self) -> int:
-        """Streaming calls in progress, plus those answered whose stream has not started yet."""
+        """Streaming calls (softphone ones too) in progress, plus those answered whose stream has not started yet."""
         cutoff = time.monotonic() - ADMISSION_HOLD_S
         for call_sid, at in list(self.admitted.items()):
             if at < cutoff:
                 del self.admitted[call_sid]
-        active = sum(1 for record in self.registry.active.values() if record.path == "streaming")
+        active = sum(1 for record in self.registry.active.values() if record.path in ("streaming", "softphone"))
         return active + len(self.admitted)
 
     def active_calls(self) -> int:
@@ -67,24 +71,32 @@ class Services:
 
 def create_services(settings: Settings, stack: VoiceStack | None = None) -> Services:
     token = settings.twilio_auth_token.get_secret_value()
-    # One pooled client for the process: keep-alive connections to Twilio's API for every recording.
+    # One pooled client for the process: keep-alive connections to Twilio's API for every recording and to
+    # every hosted provider; HTTP/2 where the server offers it (one connection multiplexes every call's requests).
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-                             follow_redirects=True)
+                             follow_redirects=True, http2=True)
+    agent = effective_agent(load_agent(settings.agent_file), settings)
+    store = CallStore.from_settings(settings)
+    metrics = Metrics(make_tracer(settings.otel_endpoint))
+    Gauge("voxline_store_pending_writes", "Call-store writes waiting for the database (memory and journal).",
+          registry=metrics.registry).set_function(lambda: store.writer.pending)
     return Services(
-        settings=settings, agent=effective_agent(load_agent(settings.agent_file), settings),
-        signatures=SignatureChecker(token),
-        conversations=ConversationStore(settings.database_url or sqlite_url(settings.data_dir / "voxline.db")),
+        settings=settings, agent=agent, signatures=SignatureChecker(token), store=store,
+        registry=CallRegistry(sink=store, language=agent.language),
         audio=AudioFiles(settings.data_dir / "audio", settings.audio_ttl_s), http=http,
         fetcher=RecordingFetcher(http, settings.twilio_account_sid, token, settings.recording_fetch_window_s),
-        stack=stack)
+        metrics=metrics, stack=stack)
 
 
 def create_app(settings: Settings | None = None, stack: VoiceStack | None = None) -> FastAPI:
     """Build the app. ``stack`` lets a process that already loaded the models share them."""
     services = create_services(settings or Settings(), stack)
+    if stack is not None and stack.tts_cache is not None:
+        services.metrics.watch_tts_cache(stack.tts_cache)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        await services.store.start()  # migrations to head, journal replay, writer and upkeep tasks
         background = [asyncio.create_task(_sweep_audio(services)),
                       asyncio.create_task(services.metrics.watch_event_loop())]
         if services.stack is None:
@@ -95,7 +107,8 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await services.http.aclose()
-        services.conversations.close()
+        services.metrics.tracer.shutdown()
+        await services.store.stop(STORE_FLUSH_S)
         if services.stack is not None and stack is None:
             services.stack.close()
 
@@ -105,6 +118,7 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
     app.include_router(record_router)
     app.include_router(api_router)
     app.add_api_websocket_route("/media-stream", media_stream)
+    install_web(app)  # /phone, /phone-stream, /dashboard and their static files
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -113,11 +127,13 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         if services.draining:
-            return JSONResponse({"status": "draining", "active_calls": services.active_calls()}, status_code=503)
+            return JSONResponse({"status": "draining", "active_calls": services.active_calls(),
+                                 "store": services.store.health()}, status_code=503)
         if services.stack is not None:
-            return JSONResponse({"status": "ready", "agent": services.agent.name})
+            return JSONResponse({"status": "ready", "agent": services.agent.name, "store": services.store.health()})
         status = "failed" if services.load_error else "loading"
-        return JSONResponse({"status": status, "error": services.load_error}, status_code=503)
+        return JSONResponse({"status": status, "error": services.load_error, "store": services.store.health()},
+                            status_code=503)
 
     return app
 
@@ -127,6 +143,11 @@ async def _load(services: Services) -> None:
         stack = await asyncio.to_thread(load_stack, services.settings, services.agent, services.http)
         await stack.prerender(services.agent)
         services.stack = stack
+        if stack.tts_cache is not None:
+            services.metrics.watch_tts_cache(stack.tts_cache)
+        # Everything loaded so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which otherwise stall the event loop ~100 ms each (frames late).
+        gc.freeze()
     except Exception as exc:  # reported by /healthz and the log; the process stays up to say so
         services.load_error = str(exc)
         log.exception("loading the models failed")

@@ -40,7 +40,11 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path.home() / ".local" / "share" / "voxline",
                            description="Call store and served audio files.")
-    database_url: str = Field(default="", description="SQLAlchemy URL of the call store; a SQLite file in data_dir if empty.")
+    database_url: str = Field(default="", description="SQLAlchemy URL of the call store; a SQLite file in data_dir if "
+                              "empty. PostgreSQL: postgresql+asyncpg://user:password@host/db.")
+    retention_days: float = Field(default=90, ge=0, description="Calls older than this are deleted (0: kept forever).")
+    store_memory_writes: int = Field(default=10_000, ge=1, description="Call-store writes kept in memory while the "
+                                     "database is unavailable; more go to a journal file in data_dir.")
     record_timeout_s: int = Field(default=1, ge=1, description="<Record timeout>: seconds of silence that end a recorded turn.")
     record_max_length_s: int = Field(default=30, ge=1, description="<Record maxLength> in seconds.")
     recording_fetch_window_s: float = Field(default=8.0, gt=0,
@@ -54,18 +58,27 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30, ge=0, description="On SIGTERM, how long calls may take to finish their turn.")
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest WebSocket message accepted.")
     log_level: str = "INFO"
+    dev_mode: bool = Field(default=False, description="Set by `voxline serve --dev`: unauthenticated local use; "
+                           "the softphone (/phone) then works without VOXLINE_API_TOKEN.")
+    otel_endpoint: str = Field(default="", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+                               description="OTLP/HTTP endpoint for OpenTelemetry traces (one span per turn and stage); off if empty.")
     # Provider selection by environment, overriding the agent file.
     llm: str = Field(default="", description="VOXLINE_LLM: 'embedded' or 'openai'.")
     llm_model: str = Field(default="", description="VOXLINE_LLM_MODEL: the model name for the chosen LLM provider.")
     openai_api_key: SecretStr = Field(default=SecretStr(""), validation_alias="OPENAI_API_KEY")
     openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
-    stt: str = Field(default="", description="VOXLINE_STT: 'embedded' or 'openai'.")
+    stt: str = Field(default="", description="VOXLINE_STT: 'embedded', 'openai', 'deepgram' or 'sarvam'.")
     stt_model: str = Field(default="", description="VOXLINE_STT_MODEL.")
-    tts: str = Field(default="", description="VOXLINE_TTS: 'embedded', 'openai' or 'elevenlabs'.")
+    tts: str = Field(default="", description="VOXLINE_TTS: 'embedded', 'openai', 'elevenlabs' or 'sarvam'.")
     tts_model: str = Field(default="", description="VOXLINE_TTS_MODEL.")
     tts_voice: str = Field(default="", description="VOXLINE_TTS_VOICE (ElevenLabs: the voice ID).")
     elevenlabs_api_key: SecretStr = Field(default=SecretStr(""), validation_alias="ELEVENLABS_API_KEY")
     elevenlabs_base_url: str = Field(default="https://api.elevenlabs.io", validation_alias="ELEVENLABS_BASE_URL")
+    deepgram_api_key: SecretStr = Field(default=SecretStr(""), validation_alias="DEEPGRAM_API_KEY")
+    deepgram_base_url: str = Field(default="wss://api.deepgram.com", validation_alias="DEEPGRAM_BASE_URL")
+    sarvam_api_key: SecretStr = Field(default=SecretStr(""), validation_alias="SARVAM_API_KEY")
+    sarvam_base_url: str = Field(default="https://api.sarvam.ai", validation_alias="SARVAM_BASE_URL")
+    tts_cache_mb: int = Field(default=64, ge=0, description="In-memory TTS cache bound (MB); 0 turns the cache off.")
 
 
 class VadSettings(BaseModel):
@@ -95,6 +108,9 @@ EMBEDDED_LLMS = ("qwen2.5-0.5b", "smollm2-135m")
 class LlmSettings(BaseModel):
     provider: Literal["embedded", "openai"] = Field(
         default="embedded", description="'embedded' (llama.cpp, offline) or 'openai' (any OpenAI-compatible API).")
+    fallback: Literal["", "embedded", "openai"] = Field(
+        default="", description="Used for a turn when the provider still fails after its retries ('' : none).")
+    fallback_model: str = Field(default="", description="The fallback's model (embedded: qwen2.5-0.5b by default).")
     model: str = Field(default="qwen2.5-0.5b", description="Embedded: qwen2.5-0.5b or smollm2-135m; "
                        "openai: the API's model name.")
     timeout_s: float = Field(default=10.0, gt=0, description="Hosted provider: time allowed per request.")
@@ -112,16 +128,36 @@ class LlmSettings(BaseModel):
         "punctuation (0: wait for a clause or sentence end).")
 
 
+STT_PROVIDERS = Literal["embedded", "openai", "deepgram", "sarvam"]
+DEFAULT_STT_MODELS = {"deepgram": "nova-3", "sarvam": "saarika:v2.5"}
+DEFAULT_TTS_MODELS = {"sarvam": "bulbul:v2"}
+
+
 class SttSettings(BaseModel):
-    provider: Literal["embedded", "openai"] = "embedded"
-    model: str = Field(default="", description="Hosted model name, e.g. whisper-1 or whisper-large-v3-turbo.")
+    provider: STT_PROVIDERS = "embedded"
+    model: str = Field(default="", description="Hosted model name, e.g. whisper-1, nova-3, saarika:v2.5.")
     timeout_s: float = Field(default=10.0, gt=0)
+    fallback: Literal["", "embedded", "openai", "deepgram", "sarvam"] = Field(
+        default="", description="Transcribes a turn the provider failed (after its retries); '' : none.")
+    fallback_model: str = Field(default="", description="The fallback's model, for a hosted fallback.")
+    endpointing_ms: int = Field(default=200, ge=10, description="Deepgram: silence that ends a segment (speech_final).")
+    utterance_end_ms: int = Field(default=1000, ge=1000, description="Deepgram: the gap after the last word that "
+                                  "sends UtteranceEnd.")
+
+
+TTS_ENGINES = Literal["hibari", "espeak", "openai", "elevenlabs", "sarvam"]
 
 
 class VoiceSettings(BaseModel):
-    engine: Literal["hibari", "espeak", "openai", "elevenlabs"] = "hibari"
+    engine: TTS_ENGINES = "hibari"
     voice: str = Field(default="heart", description="hibari: 'heart'; espeak: e.g. 'hi' or 'en-us'; openai: e.g. "
-                       "'alloy'; elevenlabs: the voice ID.")
+                       "'alloy'; elevenlabs: the voice ID; sarvam: the speaker, e.g. 'anushka'.")
+    language: str = Field(default="", description="Sarvam: target_language_code, e.g. 'hi-IN' (default: from the "
+                          "agent's language).")
+    fallback: Literal["", "hibari", "espeak", "openai", "elevenlabs", "sarvam"] = Field(
+        default="", description="Speaks a clause the engine failed (after its retries); '' : none.")
+    fallback_voice: str = Field(default="", description="The fallback's voice (default: the engine's default).")
+    fallback_model: str = Field(default="", description="The fallback's model, for a hosted fallback.")
     model: str = Field(default="", description="Hosted model, e.g. tts-1 or eleven_flash_v2_5.")
     timeout_s: float = Field(default=10.0, gt=0)
     speed: float = Field(default=1.0, gt=0.3, lt=3.0)
@@ -163,6 +199,9 @@ class AgentConfig(BaseModel):
     pace_ahead_ms: int = Field(default=200, ge=20, le=2000, description="How far outbound audio may run ahead of real time.")
 
 
+DEFAULT_VOICES = {"sarvam": "anushka", "openai": "alloy"}
+
+
 def effective_agent(agent: AgentConfig, settings: Settings) -> AgentConfig:
     """The agent with the environment's provider choices (VOXLINE_LLM, VOXLINE_LLM_MODEL) applied."""
     llm = agent.llm.model_copy()
@@ -190,10 +229,18 @@ def effective_agent(agent: AgentConfig, settings: Settings) -> AgentConfig:
     if settings.tts_voice:
         voice.voice = settings.tts_voice
     stt, voice = SttSettings.model_validate(stt.model_dump()), VoiceSettings.model_validate(voice.model_dump())
+    if voice.engine in DEFAULT_VOICES and voice.voice == "heart":  # hibari's voice: not one a hosted engine has
+        voice.voice = DEFAULT_VOICES[voice.engine]
+    if not stt.model and stt.provider in DEFAULT_STT_MODELS:
+        stt.model = DEFAULT_STT_MODELS[stt.provider]
+    if not voice.model and voice.engine in DEFAULT_TTS_MODELS:
+        voice.model = DEFAULT_TTS_MODELS[voice.engine]
     if stt.provider != "embedded" and not stt.model:
         raise ValueError("a hosted STT needs a model name (VOXLINE_STT_MODEL or [stt] model)")
     if voice.engine in ("openai", "elevenlabs") and not voice.model:
         raise ValueError("a hosted TTS needs a model name (VOXLINE_TTS_MODEL or [voice] model)")
+    if stt.fallback == stt.provider or voice.fallback == voice.engine or (llm.fallback and llm.fallback == llm.provider):
+        raise ValueError("a fallback must be another provider than the one it stands in for")
     return agent.model_copy(update={"llm": checked, "stt": stt, "voice": voice})
 
 

@@ -1,18 +1,26 @@
-"""``/api/calls``: what happened on recent calls, with every turn's stage times.
+"""``/api``: calls from the call store, live calls from memory, statistics, forgetting a caller.
 
-Off unless ``VOXLINE_API_TOKEN`` is set; then every request needs ``Authorization: Bearer <token>``.
+Off unless ``VOXLINE_API_TOKEN`` is set (404); then every request needs
+``Authorization: Bearer <token>`` (401 otherwise). The shapes are in ``api/models.py``.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Any
+import time
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-router = APIRouter(prefix="/api")
+from voxline.api.models import CallDetail, CallPage, DeletedCalls, LiveCalls, Stats
+from voxline.session.records import CallRecord
+from voxline.store import StoreUnavailable, queries
+
+router = APIRouter(prefix="/api", tags=["calls"])
 _bearer = HTTPBearer(auto_error=False)
+
+DEFAULT_STATS_PERIOD_S = 24 * 3600
 
 
 def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
@@ -24,16 +32,88 @@ def require_token(request: Request, credentials: HTTPAuthorizationCredentials | 
                             headers={"WWW-Authenticate": "Bearer"})
 
 
-@router.get("/calls", dependencies=[Depends(require_token)])
-async def list_calls(request: Request, limit: int = 50) -> dict[str, Any]:
-    registry = request.app.state.services.registry
-    calls = [*registry.active.values(), *reversed(registry.finished)][: max(1, min(limit, 500))]
-    return {"calls": [{k: v for k, v in c.to_dict().items() if k not in ("turns", "events", "history")} for c in calls]}
+def _unavailable(exc: StoreUnavailable) -> HTTPException:
+    return HTTPException(status_code=503, detail=f"the call store is unavailable: {exc}")
 
 
-@router.get("/calls/{call_sid}", dependencies=[Depends(require_token)])
+def live_call(record: CallRecord) -> dict[str, Any]:
+    """A call record from memory in the API's shape (summary and turns)."""
+    turns = []
+    for i, turn in enumerate(record.turns):
+        started = record.turn_started_at[i] if i < len(record.turn_started_at) else record.started_at
+        turns.append({"index": turn.index, "started_at": started, "caller_text": turn.caller_text,
+                      "agent_text": turn.agent_text, "heard_text": turn.heard_text, "interrupted": turn.interrupted,
+                      "failed": turn.failed, "language": turn.language, "stt_early": turn.stt_early,
+                      "stages_ms": dict(turn.stages_ms)})
+    v2v = [t.stages_ms["first_frame_sent"] for t in record.turns
+           if isinstance(t.stages_ms.get("first_frame_sent"), (int, float))]
+    return {"call_sid": record.call_sid, "stream_sid": record.stream_sid, "path": record.path, "agent": record.agent,
+            "language": record.language, "caller": record.caller, "called": record.called,
+            "started_at": record.started_at, "ended_at": record.ended_at, "outcome": record.outcome,
+            "turn_count": len(record.turns), "v2v_p50_ms": queries.percentile(v2v, 50), "turns": turns}
+
+
+@router.get("/calls", dependencies=[Depends(require_token)], response_model=CallPage)
+async def list_calls(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                     offset: Annotated[int, Query(ge=0)] = 0, since: float | None = None, until: float | None = None,
+                     number: str | None = None, outcome: str | None = None, path: str | None = None) -> dict[str, Any]:
+    """Calls, newest first; ``number`` matches part of the caller's or the called number."""
+    store = request.app.state.services.store
+    try:
+        total, page = await store.read(lambda c: queries.list_calls(c, limit, offset, since, until, number,
+                                                                    outcome, path))
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+    return {"total": total, "limit": limit, "offset": offset, "calls": page}
+
+
+@router.get("/calls/{call_sid}", dependencies=[Depends(require_token)], response_model=CallDetail)
 async def get_call(call_sid: str, request: Request) -> dict[str, Any]:
-    record = request.app.state.services.registry.find(call_sid)
-    if record is None:
-        raise HTTPException(status_code=404, detail="no such call")
-    return record.to_dict()
+    """One call with its turns and events; a call in progress too."""
+    services = request.app.state.services
+    try:
+        found = await services.store.read(lambda c: queries.get_call(c, call_sid))
+    except StoreUnavailable:
+        found = None  # this process may still know it
+    if found is None:
+        record = services.registry.find(call_sid)
+        if record is None:
+            raise HTTPException(status_code=404, detail="no such call")
+        found = {**live_call(record),
+                 "events": [{"at": e["at"], "kind": e["kind"],
+                             "details": {k: v for k, v in e.items() if k not in ("at", "kind")}}
+                            for e in record.events]}
+    return found
+
+
+@router.get("/live", dependencies=[Depends(require_token)], response_model=LiveCalls)
+async def live(request: Request) -> dict[str, Any]:
+    """Calls in progress in this process, from memory."""
+    registry = request.app.state.services.registry
+    return {"calls": [live_call(record) for record in list(registry.active.values())]}
+
+
+@router.get("/stats", dependencies=[Depends(require_token)], response_model=Stats)
+async def stats(request: Request, since: float | None = None, until: float | None = None,
+                bucket_s: Annotated[float, Query(gt=0)] = 3600) -> dict[str, Any]:
+    """Counts and latency percentiles per stage over a period (default: the last 24 h), by bucket."""
+    until = time.time() if until is None else until
+    since = until - DEFAULT_STATS_PERIOD_S if since is None else since
+    if until <= since:
+        raise HTTPException(status_code=422, detail="'until' must be after 'since'")
+    if (until - since) / bucket_s > queries.MAX_BUCKETS:
+        raise HTTPException(status_code=422, detail=f"at most {queries.MAX_BUCKETS} buckets: raise bucket_s")
+    store = request.app.state.services.store
+    try:
+        return await store.read(lambda c: queries.stats(c, since, until, bucket_s), timeout_s=30)
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+
+
+@router.delete("/callers/{number}", dependencies=[Depends(require_token)], response_model=DeletedCalls)
+async def forget_caller(number: str, request: Request) -> dict[str, int]:
+    """Delete every call whose caller is ``number``, with its turns, events and history."""
+    try:
+        return {"deleted_calls": await request.app.state.services.store.forget_caller(number)}
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc

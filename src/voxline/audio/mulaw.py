@@ -46,11 +46,41 @@ ENCODE_TABLE: np.ndarray = _build_encode_table()
 SILENCE_BYTE = 0xFF
 
 
+def _table_decode(ulaw: bytes) -> np.ndarray:
+    return DECODE_TABLE[np.frombuffer(ulaw, dtype=np.uint8)]
+
+
+def _table_encode(pcm: np.ndarray) -> bytes:
+    return ENCODE_TABLE[pcm.astype(np.int16, copy=False).view(np.uint16)].tobytes()
+
+
+def _audioop():
+    """The C codec (``audioop``: stdlib up to 3.12, ``audioop-lts`` after), or None."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import audioop
+        except ImportError:
+            return None
+    return audioop
+
+
+# Per 20 ms frame the C codec takes about 0.5 µs against 2.3 µs for a numpy lookup (dominated by
+# creating arrays), and every call decodes 50 frames a second. Both give identical bytes.
+_C = _audioop()
+
+
 def decode(ulaw: bytes) -> np.ndarray:
     """μ-law bytes → int16 samples."""
-    return DECODE_TABLE[np.frombuffer(ulaw, dtype=np.uint8)]
+    if _C is None:
+        return _table_decode(ulaw)
+    return np.frombuffer(bytearray(_C.ulaw2lin(ulaw, 2)), dtype=np.int16)  # writable, like the table's
 
 
 def encode(pcm: np.ndarray) -> bytes:
     """int16 samples → μ-law bytes."""
-    return ENCODE_TABLE[pcm.astype(np.int16, copy=False).view(np.uint16)].tobytes()
+    if _C is None:
+        return _table_encode(pcm)
+    return _C.lin2ulaw(np.ascontiguousarray(pcm, dtype=np.int16).tobytes(), 2)

@@ -18,8 +18,10 @@ from voxline.config import AgentConfig, Settings, VadSettings
 from voxline.engine import files
 from voxline.engine.pool import ModelPool
 from voxline.llm.base import LanguageModel
-from voxline.stt.base import SpeechToText
+from voxline.stt.base import SpeechToText, StreamingSpeechToText
+from voxline.stt.parking import StreamParking
 from voxline.tts.base import TextToSpeech
+from voxline.tts.cache import AudioCache, CachedTTS
 from voxline.turns.vad import SileroVad, VoiceActivityDetector, WebRtcVad
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,9 @@ class VoiceStack:
     stt_by_language: dict[str, SpeechToText] = field(default_factory=dict)
     tts_by_language: dict[str, TextToSpeech] = field(default_factory=dict)
     chooser_stt: SpeechToText | None = None  # multilingual, for a caller who has not picked a language
+    streams: StreamParking | None = None  # set when the STT is a live (streaming) provider
+    stt_fallback: SpeechToText | None = None  # transcribes a turn the STT provider failed
+    tts_cache: AudioCache | None = None
 
     def stt_for(self, language: str | None) -> SpeechToText:
         return self.stt_by_language.get(language or "", self.stt)
@@ -74,7 +79,23 @@ def vad_factory(vad: VadSettings) -> Callable[[], VoiceActivityDetector]:
 
 
 def build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> LanguageModel:
-    """The agent's LLM: embedded llama.cpp, or a hosted OpenAI-compatible API."""
+    """The agent's LLM (embedded llama.cpp, or a hosted OpenAI-compatible API), with its fallback if any."""
+    llm = _build_llm(settings, agent, pool, http)
+    if agent.llm.fallback:
+        from voxline.providers.fallback import FallbackChat
+
+        model = agent.llm.fallback_model or ("qwen2.5-0.5b" if agent.llm.fallback == "embedded" else "")
+        if not model:
+            raise ValueError("[llm] fallback_model must name the hosted fallback's model")
+        fallback_agent = agent.model_copy(update={"llm": agent.llm.model_copy(
+            update={"provider": agent.llm.fallback, "model": model, "fallback": ""})})
+        fallback = _build_llm(settings, fallback_agent, pool, http)  # a hosted primary leaves the lane free
+        log.info("LLM fallback: %s", fallback.name)
+        return FallbackChat(llm, fallback)
+    return llm
+
+
+def _build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> LanguageModel:
     if agent.llm.provider == "openai":
         from voxline.llm.openai_compat import OpenAICompatibleChat
 
@@ -97,9 +118,19 @@ def load_stack(settings: Settings, agent: AgentConfig, http: httpx.AsyncClient |
     stt_pool, llm_pool, tts_pool = ModelPool(1), ModelPool(1), ModelPool(1)
     stt = build_stt(settings, agent, stt_pool, http)
     llm = build_llm(settings, agent, llm_pool, http)
-    tts = build_tts(settings, agent, tts_pool, http)
+    cache = tts_cache(settings)
+    tts = _cached(build_tts(settings, agent, tts_pool, http), settings, agent, tts_pool, http, cache)
     stack = VoiceStack(stt=stt, llm=llm, tts=tts, make_vad=vad_factory(agent.vad),
-                       pools=[stt_pool, llm_pool, tts_pool], fixed_phrases={})
+                       pools=[stt_pool, llm_pool, tts_pool], fixed_phrases={}, tts_cache=cache)
+    if isinstance(stt, StreamingSpeechToText):
+        stack.streams = StreamParking(stt)
+    if agent.stt.fallback:
+        fallback_agent = agent.model_copy(update={"stt": agent.stt.model_copy(
+            update={"provider": agent.stt.fallback, "model": agent.stt.fallback_model, "fallback": ""})})
+        fallback_pool = ModelPool(1)
+        stack.pools.append(fallback_pool)
+        stack.stt_fallback = build_stt(settings, fallback_agent, fallback_pool, http)
+        log.info("STT fallback: %s", stack.stt_fallback.name)
     if agent.languages:
         _load_languages(stack, settings, agent, http)
     stack.make_vad()  # fail at start-up, not on the first call, if the VAD cannot load
@@ -108,6 +139,21 @@ def load_stack(settings: Settings, agent: AgentConfig, http: httpx.AsyncClient |
 
 
 def build_stt(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> SpeechToText:
+    stt_settings = agent.stt
+    if stt_settings.provider == "deepgram":
+        from voxline.stt.deepgram import DeepgramSTT
+
+        log.info("STT: Deepgram live API at %s, model %s", settings.deepgram_base_url, stt_settings.model or "nova-3")
+        return DeepgramSTT(settings.deepgram_base_url, settings.deepgram_api_key.get_secret_value(),
+                           stt_settings.model or "nova-3", endpointing_ms=stt_settings.endpointing_ms,
+                           utterance_end_ms=stt_settings.utterance_end_ms,
+                           connect_timeout_s=min(stt_settings.timeout_s, 5.0))
+    if stt_settings.provider == "sarvam":
+        from voxline.stt.sarvam_stt import SarvamSTT
+
+        log.info("STT: Sarvam at %s, model %s", settings.sarvam_base_url, stt_settings.model or "saarika:v2.5")
+        return SarvamSTT(_need(http), settings.sarvam_base_url, settings.sarvam_api_key.get_secret_value(),
+                         stt_settings.model or "saarika:v2.5", timeout_s=stt_settings.timeout_s)
     if agent.stt.provider == "openai":
         from voxline.stt.openai_stt import OpenAICompatibleSTT
 
@@ -116,14 +162,58 @@ def build_stt(settings: Settings, agent: AgentConfig, pool: ModelPool, http: htt
                                    agent.stt.model, timeout_s=agent.stt.timeout_s)
     from voxline.stt.whisper import WhisperSTT
 
-    stt = WhisperSTT(files.whisper_tiny_en_dir(), pool, settings.model_threads, settings.whisper_window)
+    if agent.language not in ("en", "") and not agent.languages:
+        model_dir = files.whisper_base_dir(settings.cache_dir)  # tiny.en hears English only
+    else:
+        model_dir = files.whisper_tiny_en_dir()
+    stt = WhisperSTT(model_dir, pool, settings.model_threads, settings.whisper_window)
     stt.warm_up()
     log.info("STT loaded: %s", stt.name)
     return stt
 
 
+def tts_cache(settings: Settings) -> AudioCache | None:
+    if settings.tts_cache_mb <= 0:
+        return None
+    return AudioCache(settings.tts_cache_mb * 1024 * 1024, settings.data_dir / "tts-cache")
+
+
+def _cached(tts: TextToSpeech, settings: Settings, agent: AgentConfig, pool: ModelPool,
+            http: httpx.AsyncClient | None, cache: AudioCache | None) -> TextToSpeech:
+    """The engine behind the audio cache, then its fallback (cached under its own name) if any."""
+    voice = agent.voice
+    language = voice.language or agent.language
+    variant = f"speed={voice.speed}" if voice.speed != 1.0 else ""
+    if cache is not None:
+        tts = CachedTTS(tts, cache, language, variant)
+    if voice.fallback:
+        from voxline.providers.fallback import FallbackTTS
+
+        fallback_voice = voice.fallback_voice or {"hibari": "heart", "espeak": agent.language or "en"}.get(
+            voice.fallback, "")
+        fallback_agent = agent.model_copy(update={"voice": voice.model_copy(update={
+            "engine": voice.fallback, "voice": fallback_voice or voice.voice, "model": voice.fallback_model,
+            "fallback": ""})})
+        fallback = build_tts(settings, fallback_agent, pool, http)
+        if cache is not None:
+            fallback = CachedTTS(fallback, cache, language, variant)
+        log.info("TTS fallback: %s", fallback.name)
+        tts = FallbackTTS(tts, fallback)
+    return tts
+
+
 def build_tts(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> TextToSpeech:
     voice = agent.voice
+    if voice.engine == "sarvam":
+        from voxline.tts.sarvam_tts import SarvamTTS
+
+        speaker = "anushka" if voice.voice == "heart" else voice.voice
+        model = voice.model or "bulbul:v2"
+        language = voice.language or agent.language
+        log.info("TTS: Sarvam at %s, model %s, speaker %s, language %s", settings.sarvam_base_url, model, speaker,
+                 language)
+        return SarvamTTS(_need(http), settings.sarvam_base_url, settings.sarvam_api_key.get_secret_value(), model,
+                         speaker, language, pace=voice.speed, timeout_s=voice.timeout_s)
     if voice.engine == "elevenlabs":
         from voxline.tts.hosted_tts import ElevenLabsTTS
 
@@ -165,8 +255,9 @@ def _load_languages(stack: VoiceStack, settings: Settings, agent: AgentConfig, h
         if agent.stt.provider == "embedded":
             fits = language.stt_language == "en" or getattr(stack.stt, "multilingual", False)
             stack.stt_by_language[code] = stack.stt if fits else whisper_base()
-        voice_agent = agent.model_copy(update={"voice": language.voice})
-        stack.tts_by_language[code] = build_tts(settings, voice_agent, tts_pool, http)
+        voice_agent = agent.model_copy(update={"voice": language.voice, "language": language.stt_language})
+        stack.tts_by_language[code] = _cached(build_tts(settings, voice_agent, tts_pool, http), settings,
+                                              voice_agent, tts_pool, http, stack.tts_cache)
     if agent.choose_language:
         stack.chooser_stt = whisper_base() if agent.stt.provider == "embedded" else stack.stt
 

@@ -12,6 +12,8 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from voxline.observability.tracing import NoTracer, TurnTracer
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0)
 SMALL_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 LOOP_LAG_INTERVAL_S = 0.25
@@ -19,7 +21,8 @@ LATE_FRAME_S = 0.02
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, tracer: TurnTracer | None = None) -> None:
+        self.tracer: TurnTracer = tracer or NoTracer()  # OpenTelemetry spans per turn, when configured
         self.registry = CollectorRegistry()
         r = self.registry
         self.active_calls = Gauge("voxline_active_calls", "Calls in progress.", ["path"], registry=r)
@@ -41,6 +44,10 @@ class Metrics:
         self.late_frames = Counter("voxline_outbound_frames_late",
                                    "Outbound sends more than 20 ms late (the caller heard a gap).", registry=r)
 
+    def watch_tts_cache(self, cache) -> None:
+        """Export the voice stack's TTS cache counters (the cache belongs to the stack; read at each scrape)."""
+        self.registry.register(_TtsCacheCollector(cache))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -61,3 +68,19 @@ class Metrics:
             asked = time.monotonic()
             await asyncio.sleep(LOOP_LAG_INTERVAL_S)
             self.loop_lag.observe(max(0.0, time.monotonic() - asked - LOOP_LAG_INTERVAL_S))
+
+
+class _TtsCacheCollector:
+    def __init__(self, cache) -> None:
+        self._cache = cache
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        lookups = CounterMetricFamily("voxline_tts_cache_lookups", "TTS cache lookups: a hit plays with no synthesis.",
+                                      labels=["result"])
+        lookups.add_metric(["hit"], self._cache.hits)
+        lookups.add_metric(["miss"], self._cache.misses)
+        yield lookups
+        yield GaugeMetricFamily("voxline_tts_cache_memory_bytes", "Audio held by the in-memory TTS cache.",
+                                value=self._cache.memory_bytes)

@@ -9,6 +9,7 @@ is told to ``clear``, and the history keeps only what the caller actually heard.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,8 +25,11 @@ from voxline.llm.base import ChatMessage
 from voxline.llm.chunking import ClauseChunker
 from voxline.errors import ProviderError
 from voxline.observability.metrics import Metrics
+from voxline.observability.tracing import wall_clock_of
 from voxline.playout.pacer import Pacer, Piece, PlayoutListener
+from voxline.providers.fallback import report_fallbacks_to
 from voxline.session.prompt import build_prompt
+from voxline.session.listener import Listener
 from voxline.session.records import CallRecord
 from voxline.session.timeline import TurnRecord, TurnTimeline
 from voxline.turns.detector import SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted, TurnDetector
@@ -78,8 +82,6 @@ class CallSession:
         self._last_activity = self._started
         self._still_there_asked = False
         self._ending = False
-        self._language = agent.language
-        self._chosen = not (agent.choose_language and agent.languages)
         self._agent = agent
         self._stack = stack
         self._detector = TurnDetector(stack.make_vad(), agent.vad)
@@ -90,20 +92,25 @@ class CallSession:
         self._history: list[ChatMessage] = []
         self._unanswered = ""  # caller words whose reply was never heard: merged into the next turn
         self._reply: Reply | None = None
-        self._early: asyncio.Task[str] | None = None
+        self._early: asyncio.Task[str | ProviderError] | None = None
+        self._context: contextvars.Context | None = None
         self._prefill: asyncio.Task | None = None
         self._prefilled_at_frame = 0
         self._turns = 0
         self._tasks: set[asyncio.Task] = set()
         self._sender: asyncio.Task | None = None
         self.log = logging.LoggerAdapter(log, {"call": record.call_sid})
+        self._listener = Listener(record.call_sid, agent, stack, self.log, self._fallback_used, self._spawn)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        report_fallbacks_to(self._fallback_used)
+        self._context = contextvars.copy_context()  # this call's tasks report fallbacks to this call
+        self._listener.start(self._on_provider_end_of_speech)
         self._sender = asyncio.create_task(self._pacer.run(), name=f"pacer-{self.record.call_sid}")
         greeting = Reply(turn=0, caller_text="", timeline=None, remember=True)
         phrases: list[tuple[str, str | None]] = [(self._agent.greeting, None)]
-        if not self._chosen:
+        if not self._listener.chosen:
             phrases += [(lang.prompt, code) for code, lang in self._agent.languages.items() if lang.prompt]
         greeting.task = self._spawn(self._say_fixed(greeting, phrases))
         self._reply = greeting
@@ -163,6 +170,7 @@ class CallSession:
         for task in [*self._tasks, *( [self._sender] if self._sender else [])]:
             task.cancel()
         await asyncio.gather(*self._tasks, *( [self._sender] if self._sender else []), return_exceptions=True)
+        await self._listener.close()
         if self._reply and not self._reply.finished:
             self._finish(self._reply, interrupted=not self._reply.done_generating or self._pacer.busy)
         self.record.history = list(self._history)
@@ -172,7 +180,7 @@ class CallSession:
 
     def _spawn(self, coro) -> asyncio.Task:
         """Tasks of this call; all cancelled when it closes."""
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(coro, context=self._context.copy() if self._context else None)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -187,15 +195,22 @@ class CallSession:
 
     # -- inbound ---------------------------------------------------------------------------------
     def on_audio(self, ulaw: bytes) -> None:
+        self._listener.hear(ulaw)
+        if not self._inbound and len(ulaw) == FRAME_SAMPLES:  # the usual case: one whole 20 ms frame
+            self._on_frame(mulaw.decode(ulaw))
+            return
         self._inbound.extend(ulaw)
         while len(self._inbound) >= FRAME_SAMPLES:
             frame = mulaw.decode(bytes(self._inbound[:FRAME_SAMPLES]))
             del self._inbound[:FRAME_SAMPLES]
-            event = self._detector.process(frame)
-            if event is not None:
-                self._on_turn_event(event)
-            elif self._detector.speaking:
-                self._maybe_prefill()
+            self._on_frame(frame)
+
+    def _on_frame(self, frame: np.ndarray) -> None:
+        event = self._detector.process(frame)
+        if event is not None:
+            self._on_turn_event(event)
+        elif self._detector.speaking:
+            self._maybe_prefill()
 
     def on_mark(self, name: str) -> None:
         self._pacer.on_mark(name)
@@ -217,7 +232,7 @@ class CallSession:
                 self._spawn(self._barge_in(self._reply))
         elif isinstance(event, SpeechPaused):
             self.log.info("processing %d bytes (early, the caller paused)", event.audio.size * 2)
-            self._early = self._spawn(self._transcribe(event.audio))
+            self._early = self._spawn(self._listener.early(event.audio))
         elif isinstance(event, SpeechResumed):
             self._drop_early()
         elif isinstance(event, SpeechEnded):
@@ -237,7 +252,7 @@ class CallSession:
         self._prefill = self._spawn(self._prefill_partial(self._detector.utterance_audio()))
 
     async def _prefill_partial(self, audio: np.ndarray) -> None:
-        partial = await self._transcribe(audio)
+        partial = await self._listener.partial(audio)
         if partial and self._detector.speaking:
             await self._stack.llm.prefill(self._prompt(self._with_unanswered(partial)))
 
@@ -249,21 +264,39 @@ class CallSession:
             self._early.cancel()
             self._early = None
 
-    def _on_speech_ended(self, event: SpeechEnded) -> None:
+    def _on_speech_ended(self, event: SpeechEnded, provider_ended: bool = False) -> None:
         now = time.monotonic()
-        self.log.info("speech ended (%d silence frames, %d ms voiced)", event.silence_frames, event.voiced_ms)
+        self.log.info("speech ended (%d silence frames, %d ms voiced%s)", event.silence_frames, event.voiced_ms,
+                      ", end reported by the STT provider" if provider_ended else "")
         early, self._early = self._early, None
         if event.voiced_ms < self._agent.vad.min_speech_ms:
             self.log.info("ignored: too short to be speech")
             if early:
                 early.cancel()
+            self._listener.reset()
             return
         self._turns += 1
         timeline = TurnTimeline(turn=self._turns, speech_end=now - event.silence_frames * FRAME_MS / 1000,
                                 turn_detected=now, stt_early=early is not None)
         reply = Reply(turn=self._turns, caller_text="", timeline=timeline)
-        reply.task = self._spawn(self._respond(reply, event.audio, early))
+        reply.task = self._spawn(self._respond(reply, event.audio, early, provider_ended))
         self._reply = reply
+
+    # -- speech-to-text ---------------------------------------------------------------------------
+    def _on_provider_end_of_speech(self) -> None:
+        """The provider heard the end of the utterance: end the turn now if our VAD hears silence too."""
+        if self._ending or not self._detector.speaking or not self._detector.in_silence:
+            return
+        event = self._detector.end_now()
+        if event is not None:
+            self._on_speech_ended(event, provider_ended=True)
+
+    def _fallback_used(self, stage: str, exc: ProviderError, fallback: str) -> None:
+        self.log.warning("%s failed (%s): this turn uses %s", stage.upper(), exc, fallback)
+        self.record.event("fallback", stage=stage, provider=exc.provider, error_kind=exc.kind, fallback=fallback,
+                          message=str(exc))
+        if self._metrics:
+            self._metrics.provider_errors.labels(exc.provider, exc.kind).inc()
 
     # -- replies ---------------------------------------------------------------------------------
     async def _barge_in(self, reply: Reply) -> None:
@@ -295,16 +328,8 @@ class CallSession:
         self._maybe_finish(reply)
 
     # -- languages ---------------------------------------------------------------------------------
-    def _transcribe(self, audio: np.ndarray) -> Awaitable[str]:
-        """Before the caller picks a language, the multilingual model detects it; after, the language's STT."""
-        if not self._chosen and self._stack.chooser_stt is not None:
-            return self._stack.chooser_stt.transcribe(audio, "")
-        language = self._agent.languages.get(self._language)
-        return self._stack.stt_for(self._language).transcribe(
-            audio, language.stt_language if language else self._agent.language)
-
     def _voice(self) -> str | None:
-        return self._language if self._agent.languages else None
+        return self._listener.language if self._agent.languages else None
 
     def _language_named_in(self, text: str) -> str | None:
         folded = text.casefold()
@@ -314,8 +339,7 @@ class CallSession:
         return None
 
     def _choose_language(self, code: str, how: str) -> Reply:
-        self._chosen = True
-        self._language = code
+        self._listener.choose(code)
         self.log.info("language: %s (%s)", self._agent.languages[code].name, how)
         self.record.event("language", language=code, by=how)
         self._turns += 1
@@ -329,17 +353,14 @@ class CallSession:
             await self._barge_in(self._reply)
         self._choose_language(code, "keypad")
 
-    async def _respond(self, reply: Reply, audio: np.ndarray, early: asyncio.Task[str] | None) -> None:
+    async def _respond(self, reply: Reply, audio: np.ndarray, early: asyncio.Task[str | ProviderError] | None,
+                       provider_ended: bool = False) -> None:
         timeline = reply.timeline
         assert timeline is not None
         started = time.monotonic()
         reply.transcribing = True
         try:
-            if early is not None:
-                text = await early
-            else:
-                self.log.info("processing %d bytes", audio.size * 2)
-                text = await self._transcribe(audio)
+            text = await self._listener.final(audio, early, provider_ended)
         except ProviderError as exc:
             self._provider_failed(reply, "stt", exc)
             await self._say_apology(reply)
@@ -352,11 +373,13 @@ class CallSession:
                       (timeline.stt_final - timeline.speech_end) * 1000, text)
         caller_text = self._with_unanswered(text)
         reply.caller_text = caller_text
+        if text:
+            self.record.transcribed = (reply.turn, caller_text)
         if reply.cancel_after_stt:
             self._finish(reply, interrupted=True)
             return
-        if not self._chosen:
-            self._chosen = True  # the first thing the caller says settles it, named or not
+        if not self._listener.chosen:
+            self._listener.chosen = True  # the first thing the caller says settles it, named or not
             if (code := self._language_named_in(text)) is not None:
                 reply.finished = True
                 self._choose_language(code, "speech")
@@ -430,7 +453,7 @@ class CallSession:
         self._pacer.enqueue(piece)
 
     def _prompt(self, caller_text: str) -> list[ChatMessage]:
-        language = self._agent.languages.get(self._language)
+        language = self._agent.languages.get(self._listener.language)
         return build_prompt(self._agent, self._history, caller_text, language.instruction if language else "")
 
     # -- playout callbacks -------------------------------------------------------------------------
@@ -475,15 +498,19 @@ class CallSession:
         if reply.timeline is not None:
             reply.timeline.completed = time.monotonic()
             stages = reply.timeline.offsets_ms()
-            self.record.turns.append(TurnRecord(
+            self.record.add_turn(TurnRecord(
                 index=reply.turn, caller_text=reply.caller_text, agent_text=reply.generated,
                 heard_text=heard, interrupted=interrupted, stages_ms=stages, stt_early=reply.timeline.stt_early,
-                failed=reply.failed, language=self._language))
+                failed=reply.failed, language=self._listener.language),
+                speech_end_ago_s=time.monotonic() - reply.timeline.speech_end)
             total = (reply.timeline.completed - reply.timeline.speech_end) * 1000
             self.log.info("turn %d stages (ms after end of speech): %s", reply.turn, stages)
             if self._metrics:
-                self._metrics.turn("streaming", stages, interrupted)
+                self._metrics.turn(self.record.path, stages, interrupted)
                 if stages.get("first_frame_sent") is not None:
-                    self._metrics.voice_to_voice.labels("streaming").observe(stages["first_frame_sent"] / 1000)
+                    self._metrics.voice_to_voice.labels(self.record.path).observe(stages["first_frame_sent"] / 1000)
+                self._metrics.tracer.turn(self.record.call_sid, self.record.path, reply.turn,
+                                          wall_clock_of(reply.timeline.speech_end), stages, total, interrupted,
+                                          reply.failed)
             self.log.info("total processing time %.0f ms%s", total, " (interrupted)" if interrupted else "")
         self.log.info("ready for next input")

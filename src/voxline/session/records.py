@@ -1,14 +1,28 @@
-"""What happened on each call, kept in memory for the calls in progress and the recent ones."""
+"""What happened on each call: kept in memory for the calls in progress and the recent ones, and
+handed, as it happens, to a ``RecordSink`` (the call store) that persists it.
+
+The session and the webhooks only touch the record (``add_turn``, ``event``) and the registry
+(``begin``, ``end``); the sink must not block: the call store just queues the write.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
 
 from voxline.llm.base import ChatMessage
 from voxline.session.timeline import TurnRecord
+
+
+class RecordSink(Protocol):
+    """Where records go as they change. Every method returns at once (it only queues)."""
+
+    def call_started(self, record: CallRecord) -> None: ...
+    def call_ended(self, record: CallRecord) -> None: ...
+    def turn_added(self, record: CallRecord, turn: TurnRecord, started_at: float) -> None: ...
+    def event_added(self, record: CallRecord, event: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -22,30 +36,63 @@ class CallRecord:
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     outcome: str = "in-progress"
+    language: str = ""
     turns: list[TurnRecord] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     history: list[ChatMessage] = field(default_factory=list)
+    turn_started_at: list[float] = field(default_factory=list)  # epoch time of each turn's end of speech
+    # The turn being answered and what the caller said in it, as soon as it is transcribed (the
+    # turn itself is recorded only when its reply ends); the softphone shows it at once.
+    transcribed: tuple[int, str] | None = None
+    sink: RecordSink | None = field(default=None, repr=False, compare=False)
+
+    def add_turn(self, turn: TurnRecord, speech_end_ago_s: float = 0.0) -> None:
+        """A finished turn; ``speech_end_ago_s``: how long ago the caller stopped speaking."""
+        started_at = time.time() - speech_end_ago_s
+        self.turns.append(turn)
+        self.turn_started_at.append(started_at)
+        if turn.language:
+            self.language = turn.language
+        if self.sink is not None:
+            self.sink.turn_added(self, turn, started_at)
 
     def event(self, kind: str, **details: Any) -> None:
-        self.events.append({"at": time.time(), "kind": kind, **details})
+        event = {"at": time.time(), "kind": kind, **details}
+        self.events.append(event)
+        if kind == "language" and isinstance(details.get("language"), str):
+            self.language = details["language"]
+        if self.sink is not None:
+            self.sink.event_added(self, event)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, sink=None))
+        del out["sink"]
+        return out
 
 
 class CallRegistry:
-    """The calls in progress and a bounded list of finished ones (newest last)."""
+    """The calls in progress and a bounded list of finished ones (newest last), fed to ``sink``."""
 
-    def __init__(self, keep: int = 200) -> None:
+    def __init__(self, keep: int = 200, sink: RecordSink | None = None, language: str = "") -> None:
         self.active: dict[str, CallRecord] = {}
         self.finished: deque[CallRecord] = deque(maxlen=keep)
+        self.sink = sink
+        self.language = language  # the agent's, for calls that do not pick another
 
     def begin(self, record: CallRecord) -> None:
         self.active[record.call_sid] = record
+        record.language = record.language or self.language
+        if self.sink is not None:
+            record.sink = self.sink
+            self.sink.call_started(record)
 
     def end(self, record: CallRecord) -> None:
         self.active.pop(record.call_sid, None)
         self.finished.append(record)
+        if record.ended_at is None:
+            record.ended_at = time.time()
+        if record.sink is not None:
+            record.sink.call_ended(record)
 
     def find(self, call_sid: str) -> CallRecord | None:
         for record in [*self.active.values(), *reversed(self.finished)]:

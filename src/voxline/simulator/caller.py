@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
+import orjson
 import websockets
 
 from voxline.audio import mulaw
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 
 FRAME_S = FRAME_SAMPLES / TELEPHONY_RATE
 SILENCE_FRAME = bytes([0xFF]) * FRAME_SAMPLES
+SILENCE_PAYLOAD = base64.b64encode(SILENCE_FRAME).decode("ascii")
+# Twilio's media message, field for field; built by formatting because hundreds of simulated
+# calls each send one every 20 ms and the load generator must not become the bottleneck.
+MEDIA_TEMPLATE = ('{"event":"media","sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d",'
+                  '"timestamp":"%d","payload":"%s"},"streamSid":"%s"}')
 
 
 def _sid(prefix: str) -> str:
@@ -44,7 +50,7 @@ def _sid(prefix: str) -> str:
 
 @dataclass
 class _Utterance:
-    frames: list[bytes]
+    frames: list[str]  # base64 payloads of 160-byte μ-law frames
     done: asyncio.Future
     sent: int = 0
     first_at: float = 0.0
@@ -144,6 +150,8 @@ class SimulatedCall:
         self._closed = asyncio.Event()
         self._started = 0.0
         self._clock = time.monotonic
+        self.max_send_lateness_s = 0.0  # how late this simulator sent a frame (its own overload)
+        self.hang_up_at: float | None = None  # monotonic time after which no new turn is started
 
     # -- the webhook -----------------------------------------------------------------------------
     async def answer(self, client: httpx.AsyncClient) -> tuple[str, str, dict[str, str]]:
@@ -184,7 +192,8 @@ class SimulatedCall:
     def speak(self, pcm: np.ndarray) -> asyncio.Future:
         """Queue speech; the future resolves with (first frame time, last frame time)."""
         ulaw = mulaw.encode(pcm)
-        frames = [ulaw[i:i + FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff") for i in range(0, len(ulaw), FRAME_SAMPLES)]
+        frames = [base64.b64encode(ulaw[i:i + FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff")).decode("ascii")
+                  for i in range(0, len(ulaw), FRAME_SAMPLES)]
         utterance = _Utterance(frames, asyncio.get_running_loop().create_future())
         self._mouth.append(utterance)
         return utterance.done
@@ -195,11 +204,13 @@ class SimulatedCall:
         start = self._clock()
         while True:
             utterance = self._mouth[0] if self._mouth else None
-            frame = utterance.frames[utterance.sent] if utterance else SILENCE_FRAME
+            payload = utterance.frames[utterance.sent] if utterance else SILENCE_PAYLOAD
             self._chunk += 1
-            await self._send({"event": "media", "sequenceNumber": self._next_seq(), "media": {
-                "track": "inbound", "chunk": str(self._chunk), "timestamp": str(120 + tick * 20),
-                "payload": base64.b64encode(frame).decode("ascii")}, "streamSid": self.stream_sid})
+            self._seq += 1
+            await self._ws.send(MEDIA_TEMPLATE % (self._seq, self._chunk, 120 + tick * 20, payload, self.stream_sid))
+            late = self._clock() - (start + tick * FRAME_S)
+            if late > self.max_send_lateness_s:
+                self.max_send_lateness_s = late
             if utterance is not None:
                 utterance.frame_sent(self._clock())
                 if utterance.finished:
@@ -219,7 +230,7 @@ class SimulatedCall:
             if isinstance(raw, bytes):
                 self._counts["binary"] = self._counts.get("binary", 0) + 1
                 continue
-            message = json.loads(raw)
+            message = orjson.loads(raw)
             event = message.get("event", "?")
             self._counts[event] = self._counts.get(event, 0) + 1
             if event == "media":
@@ -238,7 +249,7 @@ class SimulatedCall:
             quiet_for = self._clock() - max(self._last_media_at, playback.ends_at)
             if self._media_count > since_media and not playback.playing and quiet_for >= self.quiet_s:
                 return
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)  # latency comes from playback timestamps, not from this poll
         if not self._closed.is_set():
             log.warning("no complete reply within %.0f s", self.reply_timeout_s)
 
@@ -256,7 +267,8 @@ class SimulatedCall:
                 await client.aclose()
         headers = {"X-Twilio-Signature": sign(self.auth_token, stream_url)} if self.auth_token else {}
         async with websockets.connect(self._connect_url(stream_url), additional_headers=headers,
-                                      user_agent_header="Twilio.TmeWs/1.0", max_size=2**20) as ws:
+                                      user_agent_header="Twilio.TmeWs/1.0", max_size=2**20,
+                                      compression=None) as ws:  # Twilio asks for no permessage-deflate
             self._ws = ws
             self._started = self._clock()
             playback = PlaybackBuffer(self._clock, self._echo_mark)
@@ -276,7 +288,7 @@ class SimulatedCall:
                     greeting_audible = playback.first_audible_after(self._started)
                     greeting_end = playback.ends_at
                 for turn in turns:
-                    if self._closed.is_set():
+                    if self._closed.is_set() or (self.hang_up_at is not None and self._clock() >= self.hang_up_at):
                         break
                     results.append(await self._play_turn(turn, playback))
                     if greeting_audible is None:
@@ -304,7 +316,6 @@ class SimulatedCall:
             while (first := playback.first_audible_after(self._started)) is None:
                 await asyncio.sleep(0.01)
             await asyncio.sleep(max(0.0, first + turn.barge_in_after_s - self._clock()))
-        media_before = self._media_count
         if turn.dtmf:
             for digit in turn.dtmf:
                 await self._send({"event": "dtmf", "streamSid": self.stream_sid, "sequenceNumber": self._next_seq(),
@@ -312,6 +323,9 @@ class SimulatedCall:
             start = end = self._clock()
         else:
             start, end = await self.speak(turn.audio)
+        # Counted from the end of the caller's words: audio of an earlier reply that arrived while the
+        # caller was talking over it (a barge-in) is not this turn's reply.
+        media_before = self._media_count
         result = TurnResult(label=turn.label, speech_start=start, speech_end=end)
         await self._agent_done(playback, media_before)
         result.reply_audible_at = playback.first_audible_after(end)

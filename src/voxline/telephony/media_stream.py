@@ -3,12 +3,17 @@
 Bad input never takes the server down: a malformed message is logged and skipped, a binary
 frame or a message for another stream likewise; too many of them in a row closes this stream
 cleanly (1008). Whatever happens, the session is closed and its record kept.
+
+The same loop serves the browser softphone (``voxline.web.softphone``), which speaks the same
+protocol: ``MediaStream`` is subclassed there for its own access rule and call path, so a
+softphone call goes through exactly the code a Twilio call does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import ClassVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -25,6 +30,7 @@ TRY_AGAIN_LATER = 1013
 
 
 async def media_stream(ws: WebSocket) -> None:
+    """Twilio's entry point: the upgrade must carry a valid ``X-Twilio-Signature``."""
     services = ws.app.state.services
     url = websocket_url(public_base_url(services.settings.public_url, ws.headers, "http"), "/media-stream")
     signature = ws.headers.get("x-twilio-signature")
@@ -33,6 +39,12 @@ async def media_stream(ws: WebSocket) -> None:
         log.warning("media stream refused: invalid X-Twilio-Signature for %s (client %s)", url, ws.client)
         await ws.close(code=POLICY_VIOLATION, reason="invalid signature")
         return
+    await run_stream(MediaStream(ws, services))
+
+
+async def run_stream(stream: MediaStream) -> None:
+    """Admit an accepted socket (models ready, not draining, under the call limit), then serve it."""
+    ws, services = stream.ws, stream.services
     if services.stack is None or services.draining:
         log.error("media stream refused: %s", "shutting down" if services.draining else "models are still loading")
         await ws.close(code=TRY_AGAIN_LATER, reason="not ready")
@@ -41,22 +53,37 @@ async def media_stream(ws: WebSocket) -> None:
         log.error("media stream refused: %d calls in progress (VOXLINE_MAX_CALLS)", services.streaming_calls())
         await ws.close(code=TRY_AGAIN_LATER, reason="too many calls")
         return
-    log.info("WebSocket connected (%s)", ws.client)
-    stream = _Stream(ws, services)
+    log.info("WebSocket connected (%s, %s)", stream.path, ws.client)
     try:
         await stream.serve()
     finally:
         await stream.close()
 
 
-class _Stream:
+class MediaStream:
+    """One Media Streams socket. Subclasses change who may start a call and what else is sent."""
+
+    path: ClassVar[str] = "streaming"  # the call record's path and the metrics label
+
     def __init__(self, ws: WebSocket, services) -> None:
         self.ws = ws
         self.services = services
         self.session: CallSession | None = None
         self.bad = 0
         self.outcome = "completed"
+        self.close_code = 1000
+        self.close_reason = ""
         self._send_lock = asyncio.Lock()
+
+    def refusal(self, start: m.Start) -> str | None:
+        """Why this ``start`` may not begin a call (the stream is closed with 1008), or None."""
+        return None
+
+    def session_started(self) -> None:
+        """Called once the call session runs."""
+
+    async def closing(self) -> None:
+        """Called before the session closes."""
 
     async def send(self, text: str) -> None:
         if self.ws.client_state is WebSocketState.CONNECTED:
@@ -102,8 +129,7 @@ class _Stream:
             if self.session is not None:
                 self._reject("a second 'start' on one stream")
                 return True
-            self._start(event)
-            return True
+            return self._start(event)
         if self.session is None:
             self._reject(f"'{type(event).__name__.lower()}' before 'start'")
             return True
@@ -122,12 +148,16 @@ class _Stream:
             return False
         return True
 
-    def _start(self, start: m.Start) -> None:
+    def _start(self, start: m.Start) -> bool:
+        if (why := self.refusal(start)) is not None:
+            log.warning("%s stream refused: %s (client %s)", self.path, why, self.ws.client)
+            self.close_code, self.close_reason = POLICY_VIOLATION, why
+            return False
         if start.encoding != "audio/x-mulaw" or start.sample_rate != 8000 or start.channels != 1:
             log.warning("unexpected media format %s/%d/%d; treating it as 8 kHz μ-law",
                         start.encoding, start.sample_rate, start.channels)
         params = start.custom_parameters
-        record = CallRecord(call_sid=start.call_sid, stream_sid=start.stream_sid,
+        record = CallRecord(call_sid=start.call_sid, stream_sid=start.stream_sid, path=self.path,
                             agent=self.services.agent.name, caller=params.get("From", ""),
                             called=params.get("To", ""))
         log.info("stream started (CallSid %s, StreamSid %s)", start.call_sid, start.stream_sid)
@@ -139,8 +169,10 @@ class _Stream:
         self.services.admitted.pop(start.call_sid, None)
         self.session = CallSession(record, self.services.agent, self.services.stack, self.send,
                                    hangup=self.hangup, limits=limits, metrics=self.services.metrics)
-        self.services.metrics.active_calls.labels("streaming").inc()
+        self.services.metrics.active_calls.labels(self.path).inc()
         self.session.start()
+        self.session_started()
+        return True
 
     async def hangup(self) -> None:
         """The server ends the call: closing the socket ends <Connect>, and nothing follows it."""
@@ -151,13 +183,14 @@ class _Stream:
                 pass
 
     async def close(self) -> None:
+        await self.closing()
         if self.session is not None:
             await self.session.close(self.outcome)
             self.services.registry.end(self.session.record)
-            self.services.metrics.active_calls.labels("streaming").dec()
-            self.services.metrics.calls.labels("streaming", self.session.record.outcome).inc()
+            self.services.metrics.active_calls.labels(self.path).dec()
+            self.services.metrics.calls.labels(self.path, self.session.record.outcome).inc()
         if self.ws.client_state is WebSocketState.CONNECTED:
             try:
-                await self.ws.close()
+                await self.ws.close(code=self.close_code, reason=self.close_reason)
             except (RuntimeError, WebSocketDisconnect):
                 pass  # the peer went away while we were closing

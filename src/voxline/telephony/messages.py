@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
+
+import orjson
 
 MAX_FRAME_BYTES = 160 * 50  # one inbound media message is 20 ms (160 bytes); refuse anything absurd
 
@@ -90,29 +91,57 @@ def _int(data: dict, key: str, default: int | None = None) -> int:
 
 
 def parse(text: str | bytes) -> InboundMessage:
+    # orjson: about 4× faster than json on a media message, and every call sends 50 a second.
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ProtocolError("message is not a JSON object")
     event = data.get("event")
     if event == "media":
-        media = _obj(data, "media")
-        raw = _str(media, "payload")
-        if len(raw) > MAX_FRAME_BYTES * 4 // 3 + 4:
-            raise ProtocolError(f"media payload too large ({len(raw)} base64 characters)")
-        try:
-            payload = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise ProtocolError("media payload is not valid base64") from None
-        return Media(
-            stream_sid=_str(data, "streamSid"),
-            track=str(media.get("track", "inbound")),
-            chunk=_int(media, "chunk", 0),
-            timestamp=_int(media, "timestamp", 0),
-            payload=payload,
-        )
+        return _media(data)
+    return _other(data, event)
+
+
+_MAX_PAYLOAD_CHARS = MAX_FRAME_BYTES * 4 // 3 + 4
+
+
+def _media(data: dict) -> Media:
+    """The message sent 50 times a second per call: the well-formed case in as few steps as
+    possible; anything odd goes through the general path, which says precisely what is wrong."""
+    media = data.get("media")
+    sid = data.get("streamSid")
+    if type(media) is dict and type(sid) is str:
+        raw = media.get("payload")
+        if type(raw) is str and len(raw) <= _MAX_PAYLOAD_CHARS:
+            try:
+                return Media(sid, str(media.get("track", "inbound")), int(media.get("chunk", 0)),
+                             int(media.get("timestamp", 0)), binascii.a2b_base64(raw, strict_mode=True))
+            except (TypeError, ValueError):  # binascii.Error is a ValueError
+                pass
+    return _media_checked(data)
+
+
+def _media_checked(data: dict) -> Media:
+    media = _obj(data, "media")
+    raw = _str(media, "payload")
+    if len(raw) > _MAX_PAYLOAD_CHARS:
+        raise ProtocolError(f"media payload too large ({len(raw)} base64 characters)")
+    try:
+        payload = binascii.a2b_base64(raw, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError("media payload is not valid base64") from None
+    return Media(
+        stream_sid=_str(data, "streamSid"),
+        track=str(media.get("track", "inbound")),
+        chunk=_int(media, "chunk", 0),
+        timestamp=_int(media, "timestamp", 0),
+        payload=payload,
+    )
+
+
+def _other(data: dict, event: object) -> InboundMessage:
     if event == "connected":
         return Connected(protocol=str(data.get("protocol", "")), version=str(data.get("version", "")))
     if event == "start":
@@ -142,12 +171,14 @@ def parse(text: str | bytes) -> InboundMessage:
 
 
 def _dump(message: dict) -> str:
-    return json.dumps(message, separators=(",", ":"))
+    return orjson.dumps(message).decode()
 
 
 def media_message(stream_sid: str, ulaw: bytes) -> str:
-    return _dump({"event": "media", "streamSid": stream_sid,
-                  "media": {"payload": base64.b64encode(ulaw).decode("ascii")}})
+    # Built by formatting (base64 needs no JSON escaping; the SID is escaped by orjson): this is
+    # the one outbound message sent for every 20 ms of the agent's speech.
+    return '{"event":"media","streamSid":%s,"media":{"payload":"%s"}}' % (
+        orjson.dumps(stream_sid).decode(), base64.b64encode(ulaw).decode("ascii"))
 
 
 def mark_message(stream_sid: str, name: str) -> str:

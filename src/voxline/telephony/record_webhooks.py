@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from twilio.twiml.voice_response import VoiceResponse
 
 from voxline.audio.pcm import rms_dbfs
+from voxline.llm.base import ChatMessage
 from voxline.llm.chunking import speakable
 from voxline.errors import ProviderError
 from voxline.session.prompt import build_prompt
@@ -89,9 +90,11 @@ async def start_recorded_call(request: Request, params: dict[str, str]) -> Respo
     services = request.app.state.services
     call_sid = params.get("CallSid", "")
     log.info("incoming recorded call %s from %s", call_sid, params.get("From", "?"))
-    _record_for(request, params)
-    if not await services.conversations.history(call_sid):
-        await services.conversations.append(call_sid, [{"role": "assistant", "content": services.agent.greeting}])
+    record = _record_for(request, params)
+    if not await services.store.history(call_sid, fallback=record.history):
+        greeting: list[ChatMessage] = [{"role": "assistant", "content": services.agent.greeting}]
+        record.history = list(greeting)
+        await services.store.append(call_sid, greeting)
     return _play_then_record(request, await phrase_url(request, services.agent.greeting))
 
 
@@ -107,13 +110,14 @@ async def recording(request: Request) -> Response:
     if params.get("Digits") == "hangup":
         log.info("call %s: the caller hung up", call_sid)
         record.outcome, record.ended_at = "completed", time.time()
-        record.history = await services.conversations.history(call_sid)
+        record.history = await services.store.history(call_sid, fallback=record.history)
         services.registry.end(record)
         services.metrics.active_calls.labels("recording").dec()
         services.metrics.calls.labels("recording", "completed").inc()
         return _xml(VoiceResponse())
 
     started = time.monotonic()
+    turn_started_at = time.time()  # the recording ends with the caller's silence timeout
     stages: dict[str, float | None] = {"recording_s": _number(params.get("RecordingDuration"))}
     try:
         pcm = await services.fetcher.fetch(params.get("RecordingUrl", ""))
@@ -136,7 +140,7 @@ async def recording(request: Request) -> Response:
         return _play_then_record(request, await phrase_url(request, agent.reprompt))
 
     mark = time.monotonic()
-    history = await services.conversations.history(call_sid)
+    history = await services.store.history(call_sid, fallback=record.history)
     try:
         reply = "".join([piece async for piece in services.stack.llm.stream(
             build_prompt(agent, history, text), agent.llm.max_tokens, agent.llm.temperature)])
@@ -155,11 +159,14 @@ async def recording(request: Request) -> Response:
     if not audio:
         return _play_then_record(request, await phrase_url(request, agent.reprompt))
     token = services.audio.put(audio)
-    await services.conversations.append(call_sid, [{"role": "user", "content": text},
-                                                   {"role": "assistant", "content": spoken}])
+    exchange: list[ChatMessage] = [{"role": "user", "content": text}, {"role": "assistant", "content": spoken}]
+    record.history = [*history, *exchange]
+    await services.store.append(call_sid, exchange)
     stages["total"] = _ms(started)
-    record.turns.append(TurnRecord(index=len(record.turns) + 1, caller_text=text, agent_text=spoken,
-                                   heard_text=spoken, stages_ms=stages))
+    # Numbered from the stored history, not this process's record: other workers may have taken earlier turns.
+    index = sum(1 for m in history if m["role"] == "user") + 1
+    record.add_turn(TurnRecord(index=index, caller_text=text, agent_text=spoken, heard_text=spoken, stages_ms=stages,
+                               language=agent.language), speech_end_ago_s=time.time() - turn_started_at)
     services.metrics.turn("recording", {k: v for k, v in stages.items() if k != "recording_s"}, False)
     services.metrics.voice_to_voice.labels("recording").observe(
         services.settings.record_timeout_s + stages["total"] / 1000)

@@ -78,5 +78,9 @@ async def voice_stream(request: Request) -> Response:
         return await over_capacity(request, params)
     base = public_base_url(services.settings.public_url, request.headers, request.url.scheme)
     services.admitted[params.get("CallSid", "")] = time.monotonic()
+    if services.stack.streams is not None:  # a live STT: connect its socket now, so the first turn pays no handshake
+        agent = services.agent
+        first = agent.languages.get(agent.language)
+        services.stack.streams.park(params.get("CallSid", ""), first.stt_language if first else agent.language)
     log.info("incoming call %s from %s", params.get("CallSid", "?"), params.get("From", "?"))
     return Response(stream_twiml(websocket_url(base, "/media-stream"), params), media_type="application/xml")

@@ -120,6 +120,11 @@ class TurnDetector:
             return SpeechPaused(audio=np.concatenate(self._utterance))
         return None
 
+    def end_now(self) -> SpeechEnded | None:
+        """End the current utterance on an external end-of-utterance signal (a streaming STT's
+        endpoint); None when the caller is not speaking."""
+        return self._end() if self.speaking else None
+
     def _end(self) -> SpeechEnded:
         event = SpeechEnded(
             audio=np.concatenate(self._utterance),
