@@ -6,7 +6,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install test-data run test test-fast bench-latency bench-ab bench-deps bench-load bench-capacity bench-micro bench-soak clean
+.PHONY: install test-data run test test-fast audit bench-latency bench-ab bench-deps bench-load bench-capacity bench-micro bench-soak clean
 
 .venv/.installed: pyproject.toml requirements-models.txt scripts/install.sh
 	./scripts/install.sh
@@ -51,4 +51,10 @@ bench-soak: bench-deps test-data
 	.venv/bin/voxline bench soak
 
 clean:
-	rm -rf .venv build src/*.egg-info
+	rm -rf .venv .venv-audit build src/*.egg-info
+
+# Known vulnerabilities in the installed dependencies (needs PyPI's JSON API or OSV: not offline).
+# --strict: a package that could not be checked fails the audit instead of passing unnoticed.
+audit: install
+	python3 -m venv .venv-audit && .venv-audit/bin/pip install -q pip-audit
+	.venv-audit/bin/pip-audit --strict --path "$$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
