@@ -21,6 +21,8 @@ from pathlib import Path
 from common import ServerProcess, percentiles, write_result
 from latency import run_calls, summarize
 
+from voxline.benchmarks.report import plot_distributions
+
 from voxline.simulator.caller import CallerTurn
 from voxline.simulator.recorded_call import RecordedCall
 from voxline.simulator.voices import speech_from_wav
@@ -79,7 +81,11 @@ def main() -> None:
     path = write_result("ab", {"ratio_p50": ratio,
                                "recording": {"voice_to_voice_ms": record_v2v, "stages_ms": record_stages, "turns": recording},
                                "streaming": {**stream_summary, "turns": streaming}})
-    print(f"wrote {path}")
+    plot = plot_distributions(path.with_suffix(".png"), "Voice-to-voice latency: recording path vs streaming",
+                              {"recording": [r["latency_ms"] for r in recording if r["latency_ms"] is not None],
+                               "streaming": [r["latency_ms"] for r in streaming if r["latency_ms"] is not None]},
+                              "ms from the caller's end of speech to the reply heard")
+    print(f"wrote {path} and {plot}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from common import ServerProcess, percentiles, write_result
 
+from voxline.benchmarks.report import plot_distributions
+
 from voxline.session.timeline import STAGES
 from voxline.simulator.caller import CallerTurn, SimulatedCall
 from voxline.simulator.voices import speech_from_wav
@@ -69,6 +71,12 @@ def main() -> None:
     for stage, stats in summary["stages_ms"].items():
         print(f"  {stage:<48} {stats['p50']!s:>7}  {stats['p95']!s:>7}")
     path = write_result(args.label, {"server_env": env, "summary": summary, "turns": rows})
+    plot = plot_distributions(path.with_suffix(".png"), "Voice-to-voice latency (caller's view) and server stages",
+                              {"voice-to-voice (heard)": [r["latency_ms"] for r in rows if r["latency_ms"] is not None],
+                               **{stage: [r["stages_ms"][stage] for r in rows if r["stages_ms"].get(stage) is not None]
+                                  for stage in ("stt_final", "llm_first_token", "first_frame_sent")}},
+                              "ms after the caller's end of speech", limit=1200)
+    print(f"wrote {plot}")
     print(f"wrote {path}")
 
 

@@ -340,7 +340,16 @@ async def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {args.out} and {plot(result, args.out.with_suffix('.png'))}")
+
+
+def plot(result: dict, path: Path) -> Path:
+    """Correct answers out of the questions asked, per model."""
+    from voxline.benchmarks.report import plot_bars
+
+    return plot_bars(path, "Front-desk questions answered correctly",
+                     {f"{s['model']} (first token {s['ttft_ms_median']:.0f} ms)": s["correct"] for s in result["summary"]},
+                     f"correct answers out of {result['summary'][0]['questions']}")
 
 
 if __name__ == "__main__":

@@ -340,7 +340,17 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {args.out} and {plot(result, args.out.with_suffix('.png'))}")
+
+
+def plot(result: dict, path: Path) -> Path:
+    """Transcription time per utterance, one curve per encoder window."""
+    from voxline.benchmarks.report import plot_distributions
+
+    windows = result["summary"]["windows"]
+    return plot_distributions(path, "Whisper tiny.en: transcription time per LibriVox utterance",
+                              {window: [ms for row in result["librivox"] for ms in row["times_ms"][window]]
+                               for window in windows}, "ms per utterance")
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def cases() -> dict[str, tuple[callable, int]]:
 
 
 def run_micro(repeat: int, label: str, out: Path, console: Console) -> dict:
-    from voxline.benchmarks.report import write_json
+    from voxline.benchmarks.report import plot_bars, write_json
     from voxline.benchmarks.system import busy_cpus
 
     busy = busy_cpus()
@@ -117,5 +117,7 @@ def run_micro(repeat: int, label: str, out: Path, console: Console) -> dict:
         table.add_row(name, f"{r['us_per_frame']:.2f}", f"{r['percent_of_core_per_call']:.3f}")
     console.print(table)
     path = write_json(label, {"busy_cpus_before": round(busy, 2), "results": results}, out)
-    console.print(f"machine busy {busy:.2f} CPUs before the run; wrote {path}")
+    plot = plot_bars(out / f"{label}.png", f"Per-frame cost (best of {repeat})",
+                     {name: r["us_per_frame"] for name, r in results.items()}, "µs per 20 ms frame")
+    console.print(f"machine busy {busy:.2f} CPUs before the run; wrote {path} and {plot}")
     return results

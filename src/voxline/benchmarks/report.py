@@ -130,3 +130,57 @@ def plot_soak(path: Path, samples: list[dict], title: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_distributions(path: Path, title: str, series: dict[str, list[float]], xlabel: str,
+                       limit: float | None = None) -> Path:
+    """Several latency samples side by side: histogram and cumulative distribution."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, values in series.items():
+        if not values:
+            continue
+        left.hist(values, bins=30, histtype="step", linewidth=1.5, label=f"{name} (n={len(values)})")
+        ordered = sorted(values)
+        right.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=name)
+    for axis in (left, right):
+        axis.set_xlabel(xlabel)
+        axis.grid(alpha=0.3)
+        if limit is not None:
+            axis.axvline(limit, color="red", linestyle="--", linewidth=1, label=f"target {limit:g}")
+        axis.legend(fontsize=8)
+    left.set_ylabel("count")
+    right.set_ylabel("fraction ≤ x")
+    right.set_ylim(0, 1.02)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_bars(path: Path, title: str, values: dict[str, float], xlabel: str) -> Path:
+    """One horizontal bar per item (micro-benchmarks, scores)."""
+    plt = _pyplot()
+    names = list(values)
+    fig, axis = plt.subplots(figsize=(10, 0.45 * len(names) + 1.5))
+    axis.barh(names, [values[n] for n in names], color="tab:blue")
+    for y, name in enumerate(names):
+        axis.text(values[name], y, f" {values[name]:g}", va="center", fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel(xlabel)
+    axis.set_title(title)
+    axis.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
