@@ -4,32 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import secrets
 import socket
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import httpx
 import numpy as np
 
+from voxline.benchmarks.report import machine
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-
-
-def machine(*packages: str) -> dict[str, object]:
-    """The machine a result was measured on, with the versions of ``packages`` that matter to it."""
-    cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "system": platform.platform(),
-            "versions": {name: metadata.version(name) for name in packages}}
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:

@@ -17,15 +17,19 @@ from rich.table import Table
 RESULTS = Path("bench/results")
 
 
-def machine() -> dict[str, object]:
-    """The machine a result was measured on, and the versions that matter to it."""
+SERVER_PACKAGES = ("voxline", "uvicorn", "uvloop", "websockets", "orjson", "numpy")
+
+
+def machine(*packages: str) -> dict[str, object]:
+    """The machine a result was measured on, and the versions that matter to it (``packages``,
+    or those of the server's hot path)."""
     cpu = ""
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     versions = {}
-    for name in ("voxline", "uvicorn", "uvloop", "websockets", "orjson", "numpy"):
+    for name in packages or SERVER_PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
