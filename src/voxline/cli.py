@@ -68,6 +68,12 @@ def serve(
     import gc
 
     gc.freeze()
+    # Full collections still walk every live object of every call in progress: 40–50 ms at 70 calls,
+    # every ~20 s under load, an event-loop stall that lands in some turn's latency. Checking for
+    # one after 100 middle-generation passes instead of 10 makes them ten times rarer; cyclic
+    # garbage in the oldest generation just waits a little longer (reference counting frees the rest).
+    gen0, gen1, _ = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, 100)
     DrainingServer(config, app.state.services, settings.shutdown_grace_s).run()
 
 

@@ -79,8 +79,14 @@ def decode(ulaw: bytes) -> np.ndarray:
     return np.frombuffer(bytearray(_C.ulaw2lin(ulaw, 2)), dtype=np.int16)  # writable, like the table's
 
 
+# ``audioop.lin2ulaw`` searches the segment table per sample: ahead for a 20 ms frame, but about
+# five times slower than the lookup table from ~1000 samples up (400 µs against 80 µs for the 4 s
+# of an utterance sent to a hosted STT). Same bytes either way.
+_TABLE_FROM_SAMPLES = 1024
+
+
 def encode(pcm: np.ndarray) -> bytes:
     """int16 samples → μ-law bytes."""
-    if _C is None:
+    if _C is None or len(pcm) >= _TABLE_FROM_SAMPLES:
         return _table_encode(pcm)
     return _C.lin2ulaw(np.ascontiguousarray(pcm, dtype=np.int16).tobytes(), 2)

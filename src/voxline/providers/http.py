@@ -73,9 +73,11 @@ class HostedEndpoint:
         self.timeout_s = timeout_s
         self.retry_window_s = retry_window_s
 
-    async def post(self, **kwargs: Any) -> httpx.Response:
+    async def post(self, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+        """POST with the credentials; ``headers`` adds to them (a pre-encoded body's Content-Type)."""
         return await request_with_retries(self.client, self.provider, "POST", self.url, timeout_s=self.timeout_s,
-                                          retry_window_s=self.retry_window_s, headers=self.headers, **kwargs)
+                                          retry_window_s=self.retry_window_s,
+                                          headers={**self.headers, **headers} if headers else self.headers, **kwargs)
 
 
 def bearer(api_key: str) -> dict[str, str]:

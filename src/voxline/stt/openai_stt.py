@@ -25,7 +25,11 @@ class OpenAICompatibleSTT:
 
     async def transcribe(self, pcm8k: np.ndarray, language: str) -> str:
         wav = wav_bytes(mulaw.encode(pcm8k))
-        response = await self._endpoint.post(
-            data={"model": self._model, "language": language, "response_format": "json"},
-            files={"file": ("turn.wav", wav, "audio/wav")})
+        # The multipart body is encoded once, here, and sent as one piece: handed to httpx as
+        # ``data``/``files`` it goes out as ~18 small writes (each part's header, value and
+        # boundary), each through h11 and a timed anyio send, ~1 ms of CPU per request.
+        form = httpx.Request("POST", self._endpoint.url, files={"file": ("turn.wav", wav, "audio/wav")},
+                             data={"model": self._model, "language": language, "response_format": "json"})
+        response = await self._endpoint.post(content=form.read(),
+                                             headers={"Content-Type": form.headers["Content-Type"]})
         return str(response.json().get("text", "")).strip()
