@@ -87,7 +87,7 @@ async def test_each_turn_and_event_is_written_while_the_call_goes_on(backend: Ba
         call = await stored_call(store, "CAlive1")
         assert call is not None and call["outcome"] == "in-progress" and call["ended_at"] is None
 
-        record.add_turn(turn(1, HINDI), speech_end_ago_s=1.0)
+        record.add_turn(turn(1, HINDI), started_at=time.time() - 1.0)
         record.event("language", language="hi", by="keypad")
         assert await store.writer.applied(5)
         call = await stored_call(store, "CAlive1")
@@ -97,7 +97,7 @@ async def test_each_turn_and_event_is_written_while_the_call_goes_on(backend: Ba
         assert call["events"][0]["kind"] == "language" and call["events"][0]["details"] == {
             "language": "hi", "by": "keypad"}
 
-        record.add_turn(turn(2), speech_end_ago_s=0.5)
+        record.add_turn(turn(2), started_at=time.time() - 0.5)
         record.outcome = "completed"
         registry.end(record)
         assert await store.writer.applied(5)

@@ -39,9 +39,8 @@ def _unavailable(exc: StoreUnavailable) -> HTTPException:
 def live_call(record: CallRecord) -> dict[str, Any]:
     """A call record from memory in the API's shape (summary and turns)."""
     turns = []
-    for i, turn in enumerate(record.turns):
-        started = record.turn_started_at[i] if i < len(record.turn_started_at) else record.started_at
-        turns.append({"index": turn.index, "started_at": started, "caller_text": turn.caller_text,
+    for turn in record.turns:
+        turns.append({"index": turn.index, "started_at": turn.started_at, "caller_text": turn.caller_text,
                       "agent_text": turn.agent_text, "heard_text": turn.heard_text, "interrupted": turn.interrupted,
                       "failed": turn.failed, "language": turn.language, "stt_early": turn.stt_early,
                       "stages_ms": dict(turn.stages_ms)})

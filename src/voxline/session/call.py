@@ -498,19 +498,19 @@ class CallSession:
         if reply.timeline is not None:
             reply.timeline.completed = time.monotonic()
             stages = reply.timeline.offsets_ms()
+            speech_end_at = wall_clock_of(reply.timeline.speech_end)  # one timestamp for the record and the trace
             self.record.add_turn(TurnRecord(
                 index=reply.turn, caller_text=reply.caller_text, agent_text=reply.generated,
                 heard_text=heard, interrupted=interrupted, stages_ms=stages, stt_early=reply.timeline.stt_early,
                 failed=reply.failed, language=self._listener.language),
-                speech_end_ago_s=time.monotonic() - reply.timeline.speech_end)
+                started_at=speech_end_at)
             total = (reply.timeline.completed - reply.timeline.speech_end) * 1000
             self.log.info("turn %d stages (ms after end of speech): %s", reply.turn, stages)
             if self._metrics:
                 self._metrics.turn(self.record.path, stages, interrupted)
                 if stages.get("first_frame_sent") is not None:
                     self._metrics.voice_to_voice.labels(self.record.path).observe(stages["first_frame_sent"] / 1000)
-                self._metrics.tracer.turn(self.record.call_sid, self.record.path, reply.turn,
-                                          wall_clock_of(reply.timeline.speech_end), stages, total, interrupted,
-                                          reply.failed)
+                self._metrics.tracer.turn(self.record.call_sid, self.record.path, reply.turn, speech_end_at,
+                                          stages, total, interrupted, reply.failed)
             self.log.info("total processing time %.0f ms%s", total, " (interrupted)" if interrupted else "")
         self.log.info("ready for next input")

@@ -40,21 +40,19 @@ class CallRecord:
     turns: list[TurnRecord] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     history: list[ChatMessage] = field(default_factory=list)
-    turn_started_at: list[float] = field(default_factory=list)  # epoch time of each turn's end of speech
     # The turn being answered and what the caller said in it, as soon as it is transcribed (the
     # turn itself is recorded only when its reply ends); the softphone shows it at once.
     transcribed: tuple[int, str] | None = None
     sink: RecordSink | None = field(default=None, repr=False, compare=False)
 
-    def add_turn(self, turn: TurnRecord, speech_end_ago_s: float = 0.0) -> None:
-        """A finished turn; ``speech_end_ago_s``: how long ago the caller stopped speaking."""
-        started_at = time.time() - speech_end_ago_s
+    def add_turn(self, turn: TurnRecord, started_at: float | None = None) -> None:
+        """A finished turn; ``started_at``: when the caller stopped speaking (epoch seconds; now if None)."""
+        turn.started_at = time.time() if started_at is None else started_at
         self.turns.append(turn)
-        self.turn_started_at.append(started_at)
         if turn.language:
             self.language = turn.language
         if self.sink is not None:
-            self.sink.turn_added(self, turn, started_at)
+            self.sink.turn_added(self, turn, turn.started_at)
 
     def event(self, kind: str, **details: Any) -> None:
         event = {"at": time.time(), "kind": kind, **details}

@@ -49,3 +49,4 @@ class TurnRecord:
     stt_early: bool = False
     failed: bool = False  # a provider failed during this turn
     language: str = ""
+    started_at: float = 0.0  # epoch time of the caller's end of speech; set when the turn is recorded

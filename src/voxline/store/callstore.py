@@ -203,27 +203,19 @@ class CallStore:
 
     # -- reads ---------------------------------------------------------------------------------------
     async def read(self, query: Callable[[AsyncConnection], Awaitable[T]], timeout_s: float = READ_TIMEOUT_S) -> T:
-        try:
+        with _outage_as_unavailable():
             async with asyncio.timeout(timeout_s):
                 async with self.engine.connect() as connection:
                     return await query(connection)
-        except Exception as exc:
-            if is_outage(exc):
-                raise StoreUnavailable(str(exc).splitlines()[0]) from exc
-            raise
 
     async def write_now(self, change: Callable[[AsyncConnection], Awaitable[T]], timeout_s: float = READ_TIMEOUT_S) -> T:
         """A direct change (deleting a caller) after every write queued before it is applied."""
         if not await self.writer.applied(timeout_s):
             raise StoreUnavailable(self.writer.last_error or "earlier writes are still pending")
-        try:
+        with _outage_as_unavailable():
             async with asyncio.timeout(timeout_s):
                 async with self.engine.begin() as connection:
                     return await change(connection)
-        except Exception as exc:
-            if is_outage(exc):
-                raise StoreUnavailable(str(exc).splitlines()[0]) from exc
-            raise
 
     async def forget_caller(self, number: str) -> int:
         deleted = await self.write_now(lambda c: queries.forget_caller(c, number))
@@ -234,6 +226,17 @@ class CallStore:
         return {"available": self.writer.available, "pending_writes": self.writer.pending,
                 "journaled_writes": self.writer.pending - len(self.writer.queued()),
                 "error": self.writer.last_error}
+
+
+@contextlib.contextmanager
+def _outage_as_unavailable():
+    """A database that cannot be reached (or timed out) surfaces as ``StoreUnavailable``; other errors as they are."""
+    try:
+        yield
+    except Exception as exc:
+        if is_outage(exc):
+            raise StoreUnavailable(str(exc).splitlines()[0]) from exc
+        raise
 
 
 @contextlib.asynccontextmanager

@@ -166,7 +166,7 @@ async def recording(request: Request) -> Response:
     # Numbered from the stored history, not this process's record: other workers may have taken earlier turns.
     index = sum(1 for m in history if m["role"] == "user") + 1
     record.add_turn(TurnRecord(index=index, caller_text=text, agent_text=spoken, heard_text=spoken, stages_ms=stages,
-                               language=agent.language), speech_end_ago_s=time.time() - turn_started_at)
+                               language=agent.language), started_at=turn_started_at)
     services.metrics.turn("recording", {k: v for k, v in stages.items() if k != "recording_s"}, False)
     services.metrics.voice_to_voice.labels("recording").observe(
         services.settings.record_timeout_s + stages["total"] / 1000)
