@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-from voxline.benchmarks.report import machine
+from voxline.benchmarks.report import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -30,12 +28,8 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 def write_result(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    payload = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-               "command": " ".join([Path(sys.executable).name, *sys.argv]), **payload}
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    """``bench/results/<name>.json`` with the date, the machine and the command, as every benchmark writes."""
+    return write_json(name, payload, RESULTS)
 
 
 class ServerProcess:

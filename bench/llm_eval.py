@@ -44,7 +44,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import machine  # noqa: E402
+from voxline.benchmarks.report import machine  # noqa: E402
 from voxline.config import Settings, load_agent  # noqa: E402
 from voxline.engine import files  # noqa: E402
 from voxline.engine.pool import ModelPool  # noqa: E402

@@ -50,7 +50,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from common import machine  # noqa: E402
+from voxline.benchmarks.report import machine  # noqa: E402
 from voxline.audio import mulaw  # noqa: E402
 from voxline.audio.pcm import TELEPHONY_RATE, load_as_telephony, rms_dbfs  # noqa: E402
 from voxline.engine import files  # noqa: E402

@@ -42,7 +42,7 @@ def write_json(name: str, payload: dict, out_dir: Path = RESULTS) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     command = "voxline " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "voxline" \
-        else " ".join(shlex.quote(a) for a in sys.argv)
+        else " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
     payload = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
                "command": command, **payload}
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -80,12 +80,18 @@ def print_errors(console: Console, steps: list[dict], limit: int = 10) -> None:
             console.print(f"[red]{s['calls']} calls:[/] … {len(s['errors']) - limit} more")
 
 
-def plot_ladder(path: Path, title: str, steps: list[dict], key: str, limit_ms: float | None) -> Path | None:
-    """Left: the chosen latency's p50/p95/p99 against concurrent calls; right: its distribution per step."""
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_ladder(path: Path, title: str, steps: list[dict], key: str, limit_ms: float | None) -> Path | None:
+    """Left: the chosen latency's p50/p95/p99 against concurrent calls; right: its distribution per step."""
+    plt = _pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     calls = [s["calls"] for s in steps]
@@ -115,10 +121,7 @@ def plot_ladder(path: Path, title: str, steps: list[dict], key: str, limit_ms: f
 
 
 def plot_soak(path: Path, samples: list[dict], title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, left = plt.subplots(figsize=(9, 4))
     t = [s["t"] / 60 for s in samples]
@@ -134,15 +137,6 @@ def plot_soak(path: Path, samples: list[dict], title: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_distributions(path: Path, title: str, series: dict[str, list[float]], xlabel: str,
