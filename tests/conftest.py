@@ -53,18 +53,20 @@ def free_port() -> int:
 class RunningServer:
     """The real application under uvicorn, in a thread of this process, on a loopback port."""
 
-    def __init__(self, settings, stack=None) -> None:
+    def __init__(self, settings, stack=None, asgi_websockets: bool = False) -> None:
         import uvicorn
 
         from voxline.app import create_app
+        from voxline.server import uvicorn_config
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings.public_url = self.url
         self.app = create_app(settings, stack)
         self.services = self.app.state.services
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
-                                ws_max_size=settings.max_message_bytes, ws_ping_interval=None)
+        config = uvicorn_config(self.app, settings, "127.0.0.1", self.port)
+        if asgi_websockets:  # uvicorn's own protocol, without the voxline.direct extension
+            config.ws = "websockets-sansio"
         self._server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="voxline-server", daemon=True)
@@ -140,10 +142,10 @@ def make_server(server, tmp_path):
 
     started: list[RunningServer] = []
 
-    def make(stack=None, **overrides) -> RunningServer:
+    def make(stack=None, asgi_websockets: bool = False, **overrides) -> RunningServer:
         settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, api_token=API_TOKEN,
                             data_dir=tmp_path / f"data{len(started)}", **overrides)
-        running = RunningServer(settings, stack=stack or server.services.stack)
+        running = RunningServer(settings, stack=stack or server.services.stack, asgi_websockets=asgi_websockets)
         running.start()
         started.append(running)
         return running

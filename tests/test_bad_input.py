@@ -69,6 +69,16 @@ async def test_trailing_slash_signature_is_accepted(server):
 
 
 async def test_garbage_is_skipped_and_the_stream_goes_on(server, librivox):
+    await garbage_then_a_call(server, librivox)
+
+
+async def test_the_same_over_a_server_without_the_direct_extension(make_server, librivox):
+    """Under another ASGI server the stream uses its receive loop: the same behaviour."""
+    plain = make_server(asgi_websockets=True)
+    await garbage_then_a_call(plain, librivox)
+
+
+async def garbage_then_a_call(server, librivox) -> None:
     healthy = asyncio.create_task(SimulatedCall(server.url, AUTH_TOKEN).run(
         [CallerTurn("alongside", speech_from_wav(librivox["0880"]))]))
     async with websockets.connect(ws_url(server), additional_headers=signed(server)) as ws:

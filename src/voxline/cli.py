@@ -35,12 +35,11 @@ def serve(
     """Start the server with the embedded models."""
     import logging
 
-    import uvicorn
 
     from voxline.app import create_app
     from voxline.config import Settings
     from voxline.logs import configure
-    from voxline.server import DrainingServer
+    from voxline.server import DrainingServer, uvicorn_config
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = Settings()
@@ -58,11 +57,7 @@ def serve(
             "DEVELOPMENT MODE: TWILIO_AUTH_TOKEN is not set; webhooks and media streams are NOT authenticated. "
             "Never expose this server to the internet like this.")
     app = create_app(settings)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None,
-                            ws_max_size=settings.max_message_bytes, ws_ping_interval=None,
-                            # Media Streams audio is base64 μ-law: compressing it costs CPU per frame
-                            # and saves little. uvloop and httptools (uvicorn[standard]) are picked by "auto".
-                            ws_per_message_deflate=False, loop="auto", http="auto")
+    config = uvicorn_config(app, settings, host, port)
     # The imported libraries are never freed: a full garbage collection that walks them all takes
     # ~100 ms on 2 cores, an event-loop stall every call feels. Frozen, they are skipped.
     import gc

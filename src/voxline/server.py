@@ -16,7 +16,19 @@ from types import FrameType
 
 import uvicorn
 
+from voxline.telephony.direct_socket import DirectWebSocketProtocol
+
 log = logging.getLogger(__name__)
+
+
+def uvicorn_config(app, settings, host: str, port: int) -> uvicorn.Config:
+    """How Voxline runs under uvicorn, the same for ``voxline serve`` and the tests."""
+    return uvicorn.Config(app, host=host, port=port, log_config=None,
+                          ws=DirectWebSocketProtocol,  # Media Streams messages without the ASGI queue
+                          ws_max_size=settings.max_message_bytes, ws_ping_interval=None,
+                          # Media Streams audio is base64 μ-law: compressing it costs CPU per frame
+                          # and saves little. uvloop and httptools (uvicorn[standard]) are picked by "auto".
+                          ws_per_message_deflate=False, loop="auto", http="auto")
 
 
 class DrainingServer(uvicorn.Server):

@@ -99,6 +99,7 @@ def cases() -> dict[str, tuple[callable, int]]:
 
 
 def run_micro(repeat: int, label: str, out: Path, console: Console) -> dict:
+    from voxline.benchmarks.micro_socket import websocket_receive_costs
     from voxline.benchmarks.report import plot_bars, write_json
     from voxline.benchmarks.system import busy_cpus
 
@@ -109,6 +110,8 @@ def run_micro(repeat: int, label: str, out: Path, console: Console) -> dict:
         fn()  # warm up
         best = min(timeit.repeat(fn, number=number, repeat=repeat)) / number / per_call
         results[name] = {"us_per_frame": round(best * 1e6, 2), "percent_of_core_per_call": round(best * 50 * 100, 3)}
+    for name, us in websocket_receive_costs(_media_json(_speech_frames()), repeat).items():
+        results[name] = {"us_per_frame": round(us, 2), "percent_of_core_per_call": round(us * 50 / 1e4, 3)}
     table = Table(title="per-frame cost (best of %d)" % repeat)
     table.add_column("step")
     table.add_column("µs / frame", justify="right")

@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from voxline.session.call import CallLimits, CallSession
 from voxline.session.records import CallRecord
 from voxline.telephony import messages as m
+from voxline.telephony.direct_socket import DIRECT
 from voxline.telephony.security import public_base_url, websocket_url
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class MediaStream:
         self.close_code = 1000
         self.close_reason = ""
         self._send_lock = asyncio.Lock()
+        self._direct: dict | None = None  # the server's "voxline.direct" extension, once attached
+        self._over: asyncio.Future[None] | None = None  # set when a directly fed stream ends
 
     def refusal(self, start: m.Start) -> str | None:
         """Why this ``start`` may not begin a call (the stream is closed with 1008), or None."""
@@ -90,11 +93,24 @@ class MediaStream:
         """Called before the session closes."""
 
     async def send(self, text: str) -> None:
-        if self.ws.client_state is WebSocketState.CONNECTED:
-            async with self._send_lock:
+        async with self._send_lock:
+            if self._direct is not None:
+                await self._direct["send_text"](text)
+            elif self.ws.client_state is WebSocketState.CONNECTED:
                 await self.ws.send_text(text)
 
     async def serve(self) -> None:
+        """Until the stream ends: messages straight from the server when it offers that, else by ASGI."""
+        direct = self.ws.scope.get("extensions", {}).get(DIRECT)
+        if direct is None:
+            await self._receive_loop()
+            return
+        self._over = asyncio.get_running_loop().create_future()
+        self._direct = direct
+        direct["attach"](self)
+        await self._over
+
+    async def _receive_loop(self) -> None:
         while True:
             try:
                 message = await self.ws.receive()
@@ -105,20 +121,49 @@ class MediaStream:
                 if self.session is not None:
                     self.outcome = "disconnected"
                 return
-            text = message.get("text")
-            if text is None:
-                self._reject("binary frame (Twilio error 31950)")
-            else:
-                try:
-                    if not self._dispatch(m.parse(text)):
-                        return
-                except m.ProtocolError as exc:
-                    self._reject(f"{exc} (Twilio error 31951)")
-            if self.bad > MAX_BAD_MESSAGES:
-                log.error("closing the stream: %d malformed messages", self.bad)
-                self.outcome = "protocol-error"
-                await self.ws.close(code=POLICY_VIOLATION, reason="too many malformed messages")
+            if not self._message(message.get("text")):
                 return
+
+    # DirectReceiver: called by the server's protocol, on the loop, as each message arrives.
+
+    def websocket_text(self, text: str) -> None:
+        self._direct_message(text)
+
+    def websocket_bytes(self, data: bytes) -> None:
+        self._direct_message(None)
+
+    def websocket_closed(self) -> None:
+        if self._over is not None and not self._over.done():
+            if self.session is not None:
+                self.outcome = "disconnected"
+            self._over.set_result(None)
+
+    def _direct_message(self, text: str | None) -> None:
+        over = self._over
+        if over is None or over.done():
+            return  # the stream has ended; what follows is dropped
+        try:
+            if not self._message(text):
+                over.set_result(None)
+        except Exception as exc:  # fails serve(), as an exception in the receive loop would
+            over.set_exception(exc)
+
+    def _message(self, text: str | None) -> bool:
+        """One message (None: a binary frame); False when the stream is over."""
+        if text is None:
+            self._reject("binary frame (Twilio error 31950)")
+        else:
+            try:
+                if not self._dispatch(m.parse(text)):
+                    return False
+            except m.ProtocolError as exc:
+                self._reject(f"{exc} (Twilio error 31951)")
+        if self.bad > MAX_BAD_MESSAGES:
+            log.error("closing the stream: %d malformed messages", self.bad)
+            self.outcome = "protocol-error"
+            self.close_code, self.close_reason = POLICY_VIOLATION, "too many malformed messages"
+            return False
+        return True
 
     def _reject(self, why: str) -> None:
         self.bad += 1
