@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import re
 
-import httpx
 import pytest
 
 from conftest import AUTH_TOKEN
@@ -24,8 +23,10 @@ def words(text: str) -> set[str]:
 
 async def test_hosted_llm_answers_and_a_failing_one_gets_an_apology(server, make_server, librivox):
     async with FakeOpenAI() as fake:
-        llm = OpenAICompatibleChat(httpx.AsyncClient(), fake.base_url, API_KEY, "gpt-test", retry_window_s=0.5)
-        hosted = make_server(stack=dataclasses.replace(server.services.stack, llm=llm))
+        hosted = make_server(stack=dataclasses.replace(server.services.stack))
+        # Through the server's own pooled session, made on the server's event loop, as a hosted LLM in its stack is.
+        hosted.services.stack.llm = OpenAICompatibleChat(hosted.services.http, fake.base_url, API_KEY, "gpt-test",
+                                                         retry_window_s=0.5)
         turns = [CallerTurn("first", speech_from_wav(librivox["0880"])),
                  CallerTurn("second", speech_from_wav(librivox["0930"]))]
         call = SimulatedCall(hosted.url, AUTH_TOKEN)

@@ -6,7 +6,7 @@ import asyncio
 import io
 import wave
 
-import httpx
+import aiohttp
 import numpy as np
 import pytest
 
@@ -21,7 +21,7 @@ from voxline.tts.hosted_tts import ElevenLabsTTS, OpenAICompatibleTTS
 
 async def test_openai_transcription_sends_a_phone_wav_and_reads_the_text(librivox):
     speech = speech_from_wav(librivox["0880"])
-    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+    async with FakeOpenAI() as fake, aiohttp.ClientSession() as http:
         stt = OpenAICompatibleSTT(http, fake.base_url, API_KEY, "whisper-1")
         assert await stt.transcribe(speech, "en") == fake.transcript
         with pytest.raises(ProviderError) as error:
@@ -35,7 +35,7 @@ async def test_openai_transcription_sends_a_phone_wav_and_reads_the_text(librivo
 
 
 async def test_elevenlabs_returns_phone_ready_ulaw_and_retries_a_rate_limit(prompts):
-    async with FakeElevenLabs() as fake, httpx.AsyncClient() as http:
+    async with FakeElevenLabs() as fake, aiohttp.ClientSession() as http:
         fake.speech = speech_from_wav(prompts / "hello-world.wav")
         fake.mode = "rate-limited-once"
         tts = ElevenLabsTTS(http, fake.base_url, XI_KEY, "voice123", "eleven_flash_v2_5")
@@ -52,7 +52,7 @@ async def test_elevenlabs_returns_phone_ready_ulaw_and_retries_a_rate_limit(prom
 
 
 async def test_openai_speech_pcm_is_resampled_for_the_phone(prompts):
-    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+    async with FakeOpenAI() as fake, aiohttp.ClientSession() as http:
         fake.speech = speech_from_wav(prompts / "hello-world.wav")
         audio = await OpenAICompatibleTTS(http, fake.base_url, API_KEY, "tts-1", "alloy").synthesize("Hello world.")
     assert fake.requests[0]["body"] == {"model": "tts-1", "input": "Hello world.", "voice": "alloy",

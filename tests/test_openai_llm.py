@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-import httpx
+import aiohttp
 import pytest
 
 from voxline.fakes.openai_server import API_KEY, FakeOpenAI
@@ -15,12 +16,12 @@ from voxline.llm.openai_compat import OpenAICompatibleChat
 MESSAGES = [{"role": "system", "content": "You are a receptionist."}, {"role": "user", "content": "When are you open?"}]
 
 
-def client_for(fake: FakeOpenAI, http: httpx.AsyncClient, key: str = API_KEY, **kw) -> OpenAICompatibleChat:
+def client_for(fake: FakeOpenAI, http: aiohttp.ClientSession, key: str = API_KEY, **kw) -> OpenAICompatibleChat:
     return OpenAICompatibleChat(http, fake.base_url, key, "gpt-test", **kw)
 
 
 async def test_streams_the_reply_in_pieces_with_the_key_and_model():
-    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+    async with FakeOpenAI() as fake, aiohttp.ClientSession() as http:
         pieces = [p async for p in client_for(fake, http).stream(MESSAGES, 50, 0.0)]
     assert "".join(pieces) == fake.reply and len(pieces) > 3
     request = fake.requests[0]
@@ -30,7 +31,7 @@ async def test_streams_the_reply_in_pieces_with_the_key_and_model():
 
 
 async def test_wrong_key_fails_at_once_with_the_providers_message(caplog):
-    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+    async with FakeOpenAI() as fake, aiohttp.ClientSession() as http:
         with pytest.raises(ProviderError) as error:
             [p async for p in client_for(fake, http, key="sk-wrong-secret").stream(MESSAGES, 50, 0.0)]
     assert error.value.kind == "401" and "Incorrect API key" in str(error.value)
@@ -39,14 +40,14 @@ async def test_wrong_key_fails_at_once_with_the_providers_message(caplog):
 
 
 async def test_rate_limit_is_retried():
-    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+    async with FakeOpenAI() as fake, aiohttp.ClientSession() as http:
         fake.mode = "rate-limited-once"
         text = "".join([p async for p in client_for(fake, http).stream(MESSAGES, 50, 0.0)])
     assert text == fake.reply and len(fake.requests) == 2
 
 
 async def test_server_errors_are_retried_for_a_bounded_time_then_fail():
-    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+    async with FakeOpenAI() as fake, aiohttp.ClientSession() as http:
         fake.mode = "server-error"
         started = time.monotonic()
         with pytest.raises(ProviderError) as error:
@@ -57,7 +58,7 @@ async def test_server_errors_are_retried_for_a_bounded_time_then_fail():
 
 
 async def test_a_provider_that_times_out_fails_within_the_bound():
-    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+    async with FakeOpenAI() as fake, aiohttp.ClientSession() as http:
         fake.mode, fake.slow_s = "slow", 5.0
         started = time.monotonic()
         with pytest.raises(ProviderError) as error:
@@ -69,7 +70,7 @@ async def test_a_provider_that_times_out_fails_within_the_bound():
 
 
 async def test_a_stream_dropped_half_way_keeps_what_came_and_raises():
-    async with FakeOpenAI() as fake, httpx.AsyncClient() as http:
+    async with FakeOpenAI() as fake, aiohttp.ClientSession() as http:
         fake.mode = "drop"
         received: list[str] = []
         with pytest.raises(ProviderError) as error:
@@ -78,6 +79,40 @@ async def test_a_stream_dropped_half_way_keeps_what_came_and_raises():
     assert error.value.kind == "connection"
     assert received and fake.reply.startswith("".join(received)) and "".join(received) != fake.reply
     assert len(fake.requests) == 1  # no retry once words were spoken
+
+
+async def test_a_reply_cut_short_gives_its_connection_back():
+    """A barge-in closes the stream half-read, many times over: no connection stays held by it."""
+    async with FakeOpenAI() as fake, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2)) as http:
+        llm = client_for(fake, http)
+        for _ in range(6):  # more than the pool holds: a leaked connection would block the third
+            stream = llm.stream(MESSAGES, 50, 0.0)
+            assert await asyncio.wait_for(anext(stream), 5.0)
+            await stream.aclose()
+        reply = await asyncio.wait_for(_joined(llm.stream(MESSAGES, 50, 0.0)), 5.0)
+    assert reply == fake.reply and len(fake.requests) == 7
+
+
+async def test_finished_replies_reuse_one_connection():
+    """Reading a reply to its end hands the connection back: the next turn pays no new connection."""
+    created, reused = [], []
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(lambda *_: _append(created))
+    trace.on_connection_reuseconn.append(lambda *_: _append(reused))
+    async with FakeOpenAI() as fake, aiohttp.ClientSession(trace_configs=[trace]) as http:
+        fake.end_after_done_s = 0.05  # the chunked stream's last bytes come in a later packet
+        llm = client_for(fake, http)
+        for _ in range(3):
+            assert await asyncio.wait_for(_joined(llm.stream(MESSAGES, 50, 0.0)), 5.0) == fake.reply
+    assert (len(created), len(reused)) == (1, 2)
+
+
+async def _append(into: list) -> None:
+    into.append(1)
+
+
+async def _joined(pieces) -> str:
+    return "".join([p async for p in pieces])
 
 
 def test_environment_overrides_the_agent_file(monkeypatch):

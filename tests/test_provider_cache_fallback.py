@@ -6,7 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
-import httpx
+import aiohttp
 import pytest
 
 from voxline.config import Settings, effective_agent, load_agent
@@ -23,7 +23,7 @@ EXAMPLES = Path(__file__).parent.parent / "examples" / "agents"
 
 
 async def test_repeated_phrases_are_synthesized_once_and_survive_a_restart(prompts, tmp_path):
-    async with FakeElevenLabs() as fake, httpx.AsyncClient() as http:
+    async with FakeElevenLabs() as fake, aiohttp.ClientSession() as http:
         fake.speech = speech_from_wav(prompts / "hello-world.wav")
         eleven = ElevenLabsTTS(http, fake.base_url, XI_KEY, "voice123", "eleven_flash_v2_5")
         cache = AudioCache(1 << 20, tmp_path / "tts-cache")
@@ -67,7 +67,7 @@ class _Failing:
 
 async def test_fallbacks_take_the_turn_and_report_it_to_the_call(prompts):
     used: list[tuple[str, str, str]] = []
-    async with FakeElevenLabs() as eleven_fake, FakeOpenAI() as openai_fake, httpx.AsyncClient() as http:
+    async with FakeElevenLabs() as eleven_fake, FakeOpenAI() as openai_fake, aiohttp.ClientSession() as http:
         eleven_fake.speech = speech_from_wav(prompts / "hello-world.wav")
 
         async def call() -> tuple[bytes, str]:

@@ -6,6 +6,7 @@ import io
 import time
 import wave
 
+import aiohttp
 import httpx
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def test_language_codes():
 
 async def test_transcription_sends_a_phone_wav_with_the_language_and_reads_devanagari(librivox):
     speech = speech_from_wav(librivox["0880"])
-    async with FakeSarvam() as fake, httpx.AsyncClient() as http:
+    async with FakeSarvam() as fake, aiohttp.ClientSession() as http:
         text = await SarvamSTT(http, fake.base_url, API_KEY, "saarika:v2.5").transcribe(speech, "hi")
     sent = fake.requests[0]
     assert text == fake.transcript
@@ -38,7 +39,7 @@ async def test_transcription_sends_a_phone_wav_with_the_language_and_reads_devan
 
 
 async def test_speech_is_asked_at_8khz_and_decoded_from_base64_wav(prompts):
-    async with FakeSarvam() as fake, httpx.AsyncClient() as http:
+    async with FakeSarvam() as fake, aiohttp.ClientSession() as http:
         fake.speech = speech_from_wav(prompts / "hello-world.wav")
         tts = SarvamTTS(http, fake.base_url, API_KEY, "bulbul:v2", "anushka", "hi")
         audio = await tts.synthesize(HINDI_REPLY)
@@ -52,7 +53,7 @@ async def test_speech_is_asked_at_8khz_and_decoded_from_base64_wav(prompts):
 
 async def test_errors_rate_limits_and_timeouts(prompts, librivox):
     speech = speech_from_wav(librivox["0880"])
-    async with FakeSarvam() as fake, httpx.AsyncClient() as http:
+    async with FakeSarvam() as fake, aiohttp.ClientSession() as http:
         fake.speech = speech_from_wav(prompts / "hello-world.wav")
         fake.mode = "rate-limited-once"
         tts = SarvamTTS(http, fake.base_url, API_KEY, "bulbul:v2", "anushka", "hi-IN", retry_window_s=2.0)

@@ -19,5 +19,5 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "websockets", "faster_whisper"):
+    for noisy in ("aiohttp", "httpx", "httpcore", "websockets", "faster_whisper"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-
-import httpx
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
+
+import aiohttp
 
 from voxline.config import AgentConfig, Settings, VadSettings
 from voxline.engine import files
@@ -78,7 +78,7 @@ def vad_factory(vad: VadSettings) -> Callable[[], VoiceActivityDetector]:
     return partial(WebRtcVad, vad.webrtc_mode)
 
 
-def build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> LanguageModel:
+def build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None) -> LanguageModel:
     """The agent's LLM (embedded llama.cpp, or a hosted OpenAI-compatible API), with its fallback if any."""
     llm = _build_llm(settings, agent, pool, http)
     if agent.llm.fallback:
@@ -95,7 +95,7 @@ def build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: htt
     return llm
 
 
-def _build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> LanguageModel:
+def _build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None) -> LanguageModel:
     if agent.llm.provider == "openai":
         from voxline.llm.openai_compat import OpenAICompatibleChat
 
@@ -111,7 +111,7 @@ def _build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: ht
     return llm
 
 
-def load_stack(settings: Settings, agent: AgentConfig, http: httpx.AsyncClient | None = None) -> VoiceStack:
+def load_stack(settings: Settings, agent: AgentConfig, http: aiohttp.ClientSession | None = None) -> VoiceStack:
     """The agent's STT, LLM and TTS: embedded models are checked against their pins, loaded and
     warmed up (blocking); hosted providers get the process's pooled HTTP client."""
     started = time.perf_counter()
@@ -138,7 +138,7 @@ def load_stack(settings: Settings, agent: AgentConfig, http: httpx.AsyncClient |
     return stack
 
 
-def build_stt(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> SpeechToText:
+def build_stt(settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None) -> SpeechToText:
     stt_settings = agent.stt
     if stt_settings.provider == "deepgram":
         from voxline.stt.deepgram import DeepgramSTT
@@ -179,7 +179,7 @@ def tts_cache(settings: Settings) -> AudioCache | None:
 
 
 def _cached(tts: TextToSpeech, settings: Settings, agent: AgentConfig, pool: ModelPool,
-            http: httpx.AsyncClient | None, cache: AudioCache | None) -> TextToSpeech:
+            http: aiohttp.ClientSession | None, cache: AudioCache | None) -> TextToSpeech:
     """The engine behind the audio cache, then its fallback (cached under its own name) if any."""
     voice = agent.voice
     language = voice.language or agent.language
@@ -202,7 +202,7 @@ def _cached(tts: TextToSpeech, settings: Settings, agent: AgentConfig, pool: Mod
     return tts
 
 
-def build_tts(settings: Settings, agent: AgentConfig, pool: ModelPool, http: httpx.AsyncClient | None) -> TextToSpeech:
+def build_tts(settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None) -> TextToSpeech:
     voice = agent.voice
     if voice.engine == "sarvam":
         from voxline.tts.sarvam_tts import SarvamTTS
@@ -232,7 +232,7 @@ def build_tts(settings: Settings, agent: AgentConfig, pool: ModelPool, http: htt
     return tts
 
 
-def _load_languages(stack: VoiceStack, settings: Settings, agent: AgentConfig, http: httpx.AsyncClient | None) -> None:
+def _load_languages(stack: VoiceStack, settings: Settings, agent: AgentConfig, http: aiohttp.ClientSession | None) -> None:
     """Per-language STT and TTS. Offline, English keeps Whisper tiny.en and every other language (and
     the caller who has not chosen yet) gets the multilingual Whisper base."""
     from voxline.stt.whisper import WhisperSTT
@@ -262,7 +262,7 @@ def _load_languages(stack: VoiceStack, settings: Settings, agent: AgentConfig, h
         stack.chooser_stt = whisper_base() if agent.stt.provider == "embedded" else stack.stt
 
 
-def _need(http: httpx.AsyncClient | None) -> httpx.AsyncClient:
+def _need(http: aiohttp.ClientSession | None) -> aiohttp.ClientSession:
     if http is None:
         raise ValueError("a hosted provider needs the process's HTTP client")
     return http

@@ -34,6 +34,7 @@ class FakeOpenAI(LoopbackServer):
         self.reply = reply
         self.mode = "ok"
         self.slow_s = 5.0
+        self.end_after_done_s = 0.0  # the stream's end arrives this long after [DONE] (a far server)
         self.requests: list[dict] = []
         self.transcript = "What time do you open on Saturday?"
         self.speech = np.zeros(0, dtype=np.int16)  # 8 kHz int16, set by the test
@@ -96,6 +97,7 @@ class FakeOpenAI(LoopbackServer):
             await asyncio.sleep(0.01)
         yield chunk({}, "stop")
         yield "data: [DONE]\n\n"
+        await asyncio.sleep(self.end_after_done_s)
 
 
 def _error(status: int, message: str, kind: str, code: str | None) -> JSONResponse:

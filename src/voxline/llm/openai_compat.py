@@ -3,10 +3,12 @@
 One client serves OpenAI, Groq, Ollama, vLLM and llama.cpp's server alike: ``POST
 {base_url}/chat/completions`` with ``"stream": true`` answers with server-sent events, one
 ``data: {chat.completion.chunk}`` per token group and ``data: [DONE]`` at the end. Connections come
-from the process's pooled httpx client. Before the first token, a refusal that may pass (429,
+from the process's pooled aiohttp session. Before the first token, a refusal that may pass (429,
 5xx, a timeout, a dropped connection) is retried within ``retry_window_s``; after it, a failure
 ends the reply with ``ProviderError`` (what was already said stays said). The API key is sent
-and never logged.
+and never logged. A finished reply is read to its end, so its connection goes back to the pool;
+a reply cut short (a barge-in closes the generator) releases its response: the unread stream's
+connection is closed rather than handed back to the pool half-read.
 """
 
 from __future__ import annotations
@@ -17,18 +19,18 @@ import logging
 import time
 from typing import AsyncIterator
 
-import httpx
+import aiohttp
 
 from voxline.errors import ProviderError
 from voxline.llm.base import ChatMessage
-from voxline.providers.http import RETRYABLE_STATUS, bearer, error_message
+from voxline.providers.http import CONNECTION_ERRORS, RETRYABLE_STATUS, bearer, error_message, provider_timeout
 
 log = logging.getLogger(__name__)
 
 
 class OpenAICompatibleChat:
     prefills_locally = False
-    def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str, model: str,
+    def __init__(self, client: aiohttp.ClientSession, base_url: str, api_key: str, model: str,
                  provider: str = "openai", timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
         self.name = f"{provider}:{model}"
         self.provider = provider
@@ -36,7 +38,7 @@ class OpenAICompatibleChat:
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = bearer(api_key)
         self._model = model
-        self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+        self._timeout = provider_timeout(timeout_s)
         self._retry_window_s = retry_window_s
 
     async def prefill(self, messages: list[ChatMessage]) -> None:
@@ -50,9 +52,9 @@ class OpenAICompatibleChat:
         while True:
             started = False
             try:
-                async with self._client.stream("POST", self._url, json=body, headers=self._headers,
-                                               timeout=self._timeout) as response:
-                    if response.status_code != 200:
+                async with self._client.post(self._url, json=body, headers=self._headers,
+                                             timeout=self._timeout) as response:
+                    if response.status != 200:
                         await self._refused(response)
                     async for text in self._events(response):
                         started = True
@@ -62,8 +64,8 @@ class OpenAICompatibleChat:
                 if started or exc.kind not in {str(s) for s in RETRYABLE_STATUS} or time.monotonic() + delay > deadline:
                     raise
                 problem = str(exc)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection"
+            except (asyncio.TimeoutError, *CONNECTION_ERRORS) as exc:
+                kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "connection"
                 if started or time.monotonic() + delay > deadline:
                     raise ProviderError(self.provider, kind, f"{type(exc).__name__} {exc}".strip()) from None
                 problem = f"{kind}: {type(exc).__name__}"
@@ -71,22 +73,27 @@ class OpenAICompatibleChat:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    async def _refused(self, response: httpx.Response) -> None:
-        raise ProviderError(self.provider, str(response.status_code), error_message(await response.aread()))
+    async def _refused(self, response: aiohttp.ClientResponse) -> None:
+        raise ProviderError(self.provider, str(response.status), error_message(await response.read()))
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[str]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[str]:
         finished = False
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
+        async for line in response.content:  # one server-sent-event line at a time, b"\n" included
+            if not line.startswith(b"data:"):
                 continue
             data = line[5:].strip()
-            if data == "[DONE]":
+            if data == b"[DONE]":
+                # What follows is only the end of the stream. Reading it hands the connection back
+                # to the pool: released unread, it would be closed and the next reply would pay a
+                # new connection (a TLS handshake to a hosted API).
+                await response.content.read()
                 finished = True
                 break
             try:
                 chunk = json.loads(data)
             except ValueError:
-                raise ProviderError(self.provider, "protocol", f"not JSON: {data[:100]}") from None
+                shown = data[:100].decode("utf-8", "replace")
+                raise ProviderError(self.provider, "protocol", f"not JSON: {shown}") from None
             if "error" in chunk:
                 raise ProviderError(self.provider, "stream-error", str(chunk["error"].get("message", chunk["error"])))
             for choice in chunk.get("choices", []):

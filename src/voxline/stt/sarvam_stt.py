@@ -8,12 +8,12 @@ telephony audio, so the utterance is sent as the phone line delivered it: an 8 k
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 import numpy as np
 
 from voxline.audio import mulaw
 from voxline.playout.audio_files import wav_bytes
-from voxline.providers.http import HostedEndpoint
+from voxline.providers.http import HostedEndpoint, multipart
 
 
 def sarvam_language(code: str) -> str:
@@ -24,7 +24,7 @@ def sarvam_language(code: str) -> str:
 
 
 class SarvamSTT:
-    def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str, model: str,
+    def __init__(self, client: aiohttp.ClientSession, base_url: str, api_key: str, model: str,
                  timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
         self.name = f"sarvam:{model}"
         self.multilingual = True
@@ -34,7 +34,7 @@ class SarvamSTT:
 
     async def transcribe(self, pcm8k: np.ndarray, language: str) -> str:
         wav = wav_bytes(mulaw.encode(pcm8k))
-        response = await self._endpoint.post(
-            data={"model": self._model, "language_code": sarvam_language(language)},
-            files={"file": ("turn.wav", wav, "audio/wav")})
+        body, content_type = multipart({"model": self._model, "language_code": sarvam_language(language)},
+                                       "file", "turn.wav", "audio/wav", wav)
+        response = await self._endpoint.post(data=body, headers={"Content-Type": content_type})
         return str(response.json().get("transcript", "")).strip()

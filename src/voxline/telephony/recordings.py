@@ -3,6 +3,10 @@
 Twilio posts the ``<Record>`` action as soon as the recording ends, but the file may not be
 ready yet: a 404 (or a 5xx, or a dropped connection) is retried with a short backoff until
 ``window_s`` has passed, then the turn is given up with ``RecordingUnavailable``.
+
+Twilio may answer with a redirect to its media storage; it is followed, and aiohttp drops the
+``Authorization`` header when a redirect leads to another origin, so the account's credentials
+only ever go to the host named in ``RecordingUrl``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import time
 import wave
 
-import httpx
+import aiohttp
 import numpy as np
 
 from voxline.audio.pcm import TELEPHONY_RATE, resample
@@ -42,9 +46,10 @@ def decode_wav(data: bytes) -> np.ndarray:
 
 
 class RecordingFetcher:
-    def __init__(self, client: httpx.AsyncClient, account_sid: str, auth_token: str, window_s: float) -> None:
+    def __init__(self, client: aiohttp.ClientSession, account_sid: str, auth_token: str, window_s: float) -> None:
         self._client = client
-        self._auth = (account_sid, auth_token) if account_sid and auth_token else None
+        self._headers = ({"Authorization": aiohttp.encode_basic_auth(account_sid, auth_token)}
+                         if account_sid and auth_token else {})
         self._window_s = window_s
 
     async def fetch(self, recording_url: str) -> np.ndarray:
@@ -56,15 +61,19 @@ class RecordingFetcher:
             attempt += 1
             problem: str
             try:
-                response = await self._client.get(url, auth=self._auth, timeout=max(1.0, deadline - time.monotonic()))
-                if response.status_code == 200:
-                    return decode_wav(response.content)
-                problem = f"HTTP {response.status_code}"
-                if response.status_code not in RETRY_STATUS:
+                step_s = max(1.0, deadline - time.monotonic())  # to connect, and between two reads
+                timeout = aiohttp.ClientTimeout(total=None, connect=step_s, sock_read=step_s)
+                async with self._client.get(url, headers=self._headers, timeout=timeout) as response:
+                    status = response.status
+                    data = await response.read() if status == 200 else b""
+                if status == 200:
+                    return decode_wav(data)
+                problem = f"HTTP {status}"
+                if status not in RETRY_STATUS:
                     raise RecordingUnavailable(f"fetching {url}: {problem}")
-            except (httpx.InvalidURL, ValueError) as exc:
+            except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
                 raise RecordingUnavailable(f"RecordingUrl {recording_url!r} is not usable: {exc}") from None
-            except httpx.HTTPError as exc:
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if time.monotonic() + delay > deadline:
                 raise RecordingUnavailable(f"fetching {url}: {problem} after {attempt} attempts")

@@ -9,7 +9,7 @@ the body is 24 kHz signed 16-bit little-endian mono.
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 import numpy as np
 
 from voxline.providers.http import HostedEndpoint, bearer
@@ -19,7 +19,7 @@ OPENAI_PCM_RATE = 24000
 
 
 class ElevenLabsTTS:
-    def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str, voice_id: str, model: str,
+    def __init__(self, client: aiohttp.ClientSession, base_url: str, api_key: str, voice_id: str, model: str,
                  timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
         self.name = f"elevenlabs:{voice_id}"
         self._endpoint = HostedEndpoint(client, "elevenlabs", f"{base_url.rstrip('/')}/v1/text-to-speech/{voice_id}/stream",
@@ -31,11 +31,11 @@ class ElevenLabsTTS:
             return b""
         response = await self._endpoint.post(params={"output_format": "ulaw_8000"},
                                              json={"text": text, "model_id": self._model})
-        return response.content  # already 8 kHz μ-law; the pacer pads the last frame
+        return response.body  # already 8 kHz μ-law; the pacer pads the last frame
 
 
 class OpenAICompatibleTTS:
-    def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str, model: str, voice: str,
+    def __init__(self, client: aiohttp.ClientSession, base_url: str, api_key: str, model: str, voice: str,
                  provider: str = "openai", timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
         self.name = f"{provider}:{model}:{voice}"
         self._endpoint = HostedEndpoint(client, provider, base_url.rstrip("/") + "/audio/speech", bearer(api_key),
@@ -48,5 +48,5 @@ class OpenAICompatibleTTS:
             return b""
         response = await self._endpoint.post(
             json={"model": self._model, "input": text, "voice": self._voice, "response_format": "pcm"})
-        pcm = np.frombuffer(response.content[: len(response.content) // 2 * 2], dtype="<i2").astype(np.int16)
+        pcm = np.frombuffer(response.body[: len(response.body) // 2 * 2], dtype="<i2").astype(np.int16)
         return to_telephony(pcm, OPENAI_PCM_RATE)

@@ -13,7 +13,7 @@ import binascii
 import io
 import wave
 
-import httpx
+import aiohttp
 import numpy as np
 
 from voxline.errors import ProviderError
@@ -36,7 +36,7 @@ def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
 
 
 class SarvamTTS:
-    def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str, model: str, speaker: str,
+    def __init__(self, client: aiohttp.ClientSession, base_url: str, api_key: str, model: str, speaker: str,
                  language: str, pace: float = 1.0, timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
         self.language = sarvam_language(language)
         self.name = f"sarvam:{model}:{speaker}:{self.language}"
