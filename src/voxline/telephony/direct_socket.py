@@ -67,7 +67,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self._receiver: DirectReceiver | None = None
         self._cutting = False  # frames are cut here (the state machine holds no partial frame)
-        self._partial = b""  # the start of a frame not yet complete
+        self._partial = bytearray()  # the start of a frame not yet complete
         self._max_size = self.config.ws_max_size
 
     # The extension
@@ -114,8 +114,21 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             super().data_received(data)
             self._maybe_cut()
             return
-        buffer = self._partial + data if self._partial else data
-        self._partial = b""
+        if self._partial:  # appended in place: a frame trickling in byte by byte costs linear time
+            self._partial += data
+            buffer: bytes | bytearray = self._partial
+        else:
+            buffer = data  # the usual case: whole frames, cut straight from what was read
+        at = self._cut(buffer)
+        if not self._cutting:
+            return
+        if buffer is self._partial:
+            del self._partial[:at]
+        elif at < len(buffer):
+            self._partial = bytearray(buffer[at:])
+
+    def _cut(self, buffer: bytes | bytearray) -> int:
+        """Deliver each complete plain data frame; returns how many bytes were used."""
         end = len(buffer)
         at = 0
         while end - at >= 2 and self._cutting:
@@ -137,9 +150,10 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
                 # Not a plain data frame (control, fragment, oversized, unmasked, reserved bits):
                 # the state machine takes it and everything after it.
                 self._cutting = False
+                self._partial = bytearray()
                 super().data_received(bytes(buffer[at:]))
                 self._maybe_cut()
-                return
+                return end
             payload_at = start + 4
             frame_end = payload_at + length
             if frame_end > end:
@@ -151,12 +165,11 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
                     text = payload.decode()
                 except UnicodeDecodeError:
                     self._fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text frame")
-                    return
+                    return end
                 self._deliver(text, None)
             else:
-                self._deliver(None, payload)
-        if at < end and self._cutting:
-            self._partial = buffer[at:]
+                self._deliver(None, bytes(payload))
+        return at
 
     def send_receive_event_to_app(self) -> None:
         if self._receiver is None:
@@ -194,7 +207,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def _fail(self, code: CloseCode, reason: str) -> None:
         self._cutting = False
-        self._partial = b""
+        self._partial = bytearray()
         if self.close_sent or self.transport.is_closing():
             return
         self.conn.fail(code, reason)
