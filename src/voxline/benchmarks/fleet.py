@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import httpx
 import numpy as np
 
@@ -84,7 +85,8 @@ async def _lag_watch(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(max(0.0, time.monotonic() - asked - 0.05))
 
 
-async def _slot(index: int, spec: FleetSpec, turns, client: httpx.AsyncClient, out: dict) -> None:
+async def _slot(index: int, spec: FleetSpec, turns, client: httpx.AsyncClient, session: aiohttp.ClientSession,
+                out: dict) -> None:
     from voxline.simulator.caller import CallerTurn, SimulatedCall
 
     rng = random.Random(spec.seed * 100003 + index)
@@ -94,7 +96,8 @@ async def _slot(index: int, spec: FleetSpec, turns, client: httpx.AsyncClient, o
         call = SimulatedCall(spec.base_url, spec.auth_token, reply_timeout_s=15.0)
         call.hang_up_at = spec.deadline
         try:
-            result = await call.run([CallerTurn(label, audio) for label, audio in chosen], client=client)
+            result = await call.run([CallerTurn(label, audio) for label, audio in chosen], client=client,
+                                    session=session)
         except Exception as exc:  # a refused or broken call is an error of the run, reported, not fatal
             out["errors"].append(f"call {call.call_sid}: {type(exc).__name__}: {exc}")
             await asyncio.sleep(1.0)
@@ -146,6 +149,7 @@ async def _check_record(spec: FleetSpec, client: httpx.AsyncClient, call_sid: st
 
 
 async def run_fleet(spec: FleetSpec) -> dict:
+    from voxline.simulator.caller import stream_session
     from voxline.simulator.voices import speech_from_wav
 
     turns = [(label, speech_from_wav(path)) for label, path in caller_utterances()]
@@ -157,8 +161,9 @@ async def run_fleet(spec: FleetSpec) -> dict:
     watcher = asyncio.create_task(_lag_watch(lag, stop))
     limits = httpx.Limits(max_connections=max(10, spec.slots), max_keepalive_connections=max(10, spec.slots))
     cpu0 = time.process_time()
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        await asyncio.gather(*(_slot(i, spec, turns, client, out) for i in range(spec.slots)))
+    # one httpx client (webhooks, API) and one aiohttp session (media streams) for all the slots
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client, stream_session() as session:
+        await asyncio.gather(*(_slot(i, spec, turns, client, session, out) for i in range(spec.slots)))
     stop.set()
     await watcher
     out["cpu_s"] = time.process_time() - cpu0

@@ -8,6 +8,10 @@ Twilio's playback buffer, which echoes marks when they are reached and on ``clea
 
 Latency is measured as a caller would feel it: from the caller's last speech frame to the first
 audible frame of the reply coming out of the playback buffer.
+
+The socket is aiohttp's client, whose frame writer and reader are compiled: a load run keeps
+hundreds of these calls going from one process, and the simulator must cost far less CPU than the
+server it measures. httpx stays for the webhook and the API.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import httpx
 import numpy as np
 import orjson
-import websockets
 
 from voxline.audio import mulaw
 from voxline.audio.pcm import FRAME_SAMPLES, TELEPHONY_RATE
@@ -42,6 +46,24 @@ SILENCE_PAYLOAD = base64.b64encode(SILENCE_FRAME).decode("ascii")
 # calls each send one every 20 ms and the load generator must not become the bottleneck.
 MEDIA_TEMPLATE = ('{"event":"media","sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d",'
                   '"timestamp":"%d","payload":"%s"},"streamSid":"%s"}')
+
+
+# Close codes as RFC 6455 names them where no close frame (or no code in it) came from the server.
+NO_STATUS_RECEIVED = 1005
+ABNORMAL_CLOSURE = 1006
+OPEN_TIMEOUT_S = 10.0  # the opening handshake, as Twilio would give up on a server that does not answer
+USER_AGENT = "Twilio.TmeWs/1.0"
+
+
+def stream_session() -> aiohttp.ClientSession:
+    """A session for simulated media streams; one can carry any number of calls (one socket each).
+
+    The upgrade request carries only what Twilio's does (Host, the WebSocket headers, User-Agent,
+    X-Twilio-Signature): no Accept / Accept-Encoding defaults, no cookies, no pool limit.
+    """
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar(),
+                                 skip_auto_headers=("Accept", "Accept-Encoding"),
+                                 timeout=aiohttp.ClientTimeout(total=None))
 
 
 def _sid(prefix: str) -> str:
@@ -146,8 +168,11 @@ class SimulatedCall:
         self._last_media_at = 0.0
         self._media_count = 0
         self._counts: dict[str, int] = {}
-        self._ws = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._closed = asyncio.Event()
+        self._peer_close_code: int | None = None  # the code in the server's close frame, if it closed first
+        self._dropped = False  # the connection ended without a close frame
+        self._hanging_up = False
         self._started = 0.0
         self._clock = time.monotonic
         self.max_send_lateness_s = 0.0  # how late this simulator sent a frame (its own overload)
@@ -182,7 +207,7 @@ class SimulatedCall:
         return str(self._seq)
 
     async def _send(self, message: dict) -> None:
-        await self._ws.send(json.dumps(message, separators=(",", ":")))
+        await self._ws.send_str(json.dumps(message, separators=(",", ":")))
 
     def _echo_mark(self, name: str) -> None:
         message = {"event": "mark", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
@@ -207,7 +232,7 @@ class SimulatedCall:
             payload = utterance.frames[utterance.sent] if utterance else SILENCE_PAYLOAD
             self._chunk += 1
             self._seq += 1
-            await self._ws.send(MEDIA_TEMPLATE % (self._seq, self._chunk, 120 + tick * 20, payload, self.stream_sid))
+            await self._ws.send_str(MEDIA_TEMPLATE % (self._seq, self._chunk, 120 + tick * 20, payload, self.stream_sid))
             late = self._clock() - (start + tick * FRAME_S)
             if late > self.max_send_lateness_s:
                 self.max_send_lateness_s = late
@@ -226,11 +251,16 @@ class SimulatedCall:
             self._closed.set()
 
     async def _receive_until_closed(self, playback: PlaybackBuffer) -> None:
-        async for raw in self._ws:
-            if isinstance(raw, bytes):
+        ws = self._ws
+        while True:
+            msg = await ws.receive()
+            if msg.type is aiohttp.WSMsgType.BINARY:
                 self._counts["binary"] = self._counts.get("binary", 0) + 1
                 continue
-            message = orjson.loads(raw)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                self._ended(msg)
+                return
+            message = orjson.loads(msg.data)
             event = message.get("event", "?")
             self._counts[event] = self._counts.get(event, 0) + 1
             if event == "media":
@@ -241,6 +271,23 @@ class SimulatedCall:
                 playback.on_mark(message["mark"]["name"])
             elif event == "clear":
                 playback.on_clear()
+
+    def _ended(self, msg: aiohttp.WSMessage) -> None:
+        """Note how the server ended the stream (CLOSE: its close frame; CLOSED: the TCP connection
+        went away without one; CLOSING: this caller is hanging up; ERROR: a protocol error, such as an
+        oversized message, which aiohttp has answered with its own close)."""
+        if msg.type is aiohttp.WSMsgType.CLOSE:
+            self._peer_close_code = msg.data or NO_STATUS_RECEIVED
+        elif msg.type is aiohttp.WSMsgType.CLOSED and not self._hanging_up:
+            self._dropped = True
+
+    def _close_code(self, ws: aiohttp.ClientWebSocketResponse) -> int | None:
+        """The code of the server's close frame: sent first, or in reply to this caller's."""
+        if self._peer_close_code is not None:
+            return self._peer_close_code
+        if self._dropped:
+            return ABNORMAL_CLOSURE
+        return ws.close_code or (NO_STATUS_RECEIVED if ws.closed else None)
 
     async def _agent_done(self, playback: PlaybackBuffer, since_media: int) -> None:
         """Wait until a reply has arrived, played out, and the line stayed quiet for ``quiet_s``."""
@@ -255,9 +302,12 @@ class SimulatedCall:
 
     # -- the call --------------------------------------------------------------------------------
     async def run(self, turns: list[CallerTurn], client: httpx.AsyncClient | None = None,
-                  linger_s: float = 0.0) -> CallResult:
+                  linger_s: float = 0.0, session: aiohttp.ClientSession | None = None) -> CallResult:
         """Speak each turn and wait for its reply; then stay on the line, silent, for ``linger_s``
-        (or until the server hangs up), and hang up with ``stop``."""
+        (or until the server hangs up), and hang up with ``stop``.
+
+        ``client`` (httpx) posts the webhook; ``session`` (see ``stream_session``) opens the media
+        stream. Either is made for this call, and closed after it, when not given."""
         own_client = client is None
         client = client or httpx.AsyncClient(timeout=30)
         try:
@@ -265,10 +315,26 @@ class SimulatedCall:
         finally:
             if own_client:
                 await client.aclose()
-        headers = {"X-Twilio-Signature": sign(self.auth_token, stream_url)} if self.auth_token else {}
-        async with websockets.connect(self._connect_url(stream_url), additional_headers=headers,
-                                      user_agent_header="Twilio.TmeWs/1.0", max_size=2**20,
-                                      compression=None) as ws:  # Twilio asks for no permessage-deflate
+        headers = {"User-Agent": USER_AGENT}
+        if self.auth_token:
+            headers["X-Twilio-Signature"] = sign(self.auth_token, stream_url)
+        own_session = session is None
+        session = session or stream_session()
+        try:
+            # compress=0: Twilio asks for no permessage-deflate. No heartbeat: Twilio's pings are not
+            # documented, and the server must not depend on them.
+            ws = await asyncio.wait_for(session.ws_connect(
+                self._connect_url(stream_url), headers=headers, compress=0, max_msg_size=2**20, autoping=True,
+                autoclose=True, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0)),
+                OPEN_TIMEOUT_S)
+            return await self._stream(ws, twiml, custom, turns, linger_s)
+        finally:
+            if own_session:
+                await session.close()
+
+    async def _stream(self, ws: aiohttp.ClientWebSocketResponse, twiml: str, custom: dict[str, str],
+                      turns: list[CallerTurn], linger_s: float) -> CallResult:
+        try:
             self._ws = ws
             self._started = self._clock()
             playback = PlaybackBuffer(self._clock, self._echo_mark)
@@ -304,12 +370,16 @@ class SimulatedCall:
             finally:
                 sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)
+                self._hanging_up = True
                 await ws.close()
                 receiver.cancel()
                 await asyncio.gather(receiver, return_exceptions=True)
+        finally:
+            self._hanging_up = True
+            await ws.close()  # no-op once closed; here for a failure before the tasks started
         return CallResult(call_sid=self.call_sid, stream_sid=self.stream_sid, twiml=twiml, started=self._started,
                           greeting_audible_at=greeting_audible, greeting_end=greeting_end, turns=results,
-                          playback=playback, close_code=ws.close_code, messages_received=dict(self._counts))
+                          playback=playback, close_code=self._close_code(ws), messages_received=dict(self._counts))
 
     async def _play_turn(self, turn: CallerTurn, playback: PlaybackBuffer) -> TurnResult:
         if turn.barge_in_after_s is not None:
