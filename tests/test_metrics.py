@@ -49,4 +49,27 @@ async def test_a_call_with_a_barge_in_shows_up_in_the_metrics(server, librivox):
         value(before, "voxline_voice_to_voice_seconds_count", path="streaming")
     assert value(after, "voxline_event_loop_lag_seconds_count") > 0
     assert value(after, "voxline_outbound_frame_lateness_seconds_count") > 0
+    assert value(after, "voxline_gc_pause_seconds_count", generation="0") > \
+        value(before, "voxline_gc_pause_seconds_count", generation="0")
     assert value(after, "voxline_active_calls", path="streaming") == 0
+
+
+def test_garbage_collector_passes_are_timed_until_the_watch_stops():
+    import gc
+
+    from voxline.observability.metrics import Metrics
+
+    metrics = Metrics()
+    stop = metrics.watch_garbage_collector()
+    try:
+        gc.collect(1)
+        gc.collect(2)
+    finally:
+        stop()
+    count = {g: metrics.registry.get_sample_value("voxline_gc_pause_seconds_count", {"generation": str(g)})
+             for g in range(3)}
+    assert count[1] >= 1 and count[2] >= 1
+    total = metrics.registry.get_sample_value("voxline_gc_pause_seconds_sum", {"generation": "2"})
+    assert 0 < total < 5
+    gc.collect(2)  # after stop(): no longer timed
+    assert metrics.registry.get_sample_value("voxline_gc_pause_seconds_count", {"generation": "2"}) == count[2]

@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
     async def lifespan(app: FastAPI):
         await services.store.start()  # migrations to head, journal replay, writer and upkeep tasks
         open_http(services)
+        stop_gc_watch = services.metrics.watch_garbage_collector()
         background = [asyncio.create_task(_sweep_audio(services)),
                       asyncio.create_task(services.metrics.watch_event_loop())]
         if services.stack is None:
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        stop_gc_watch()
         await services.http.close()
         services.metrics.tracer.shutdown()
         await services.store.stop(STORE_FLUSH_S)

@@ -23,7 +23,7 @@ _bearer = HTTPBearer(auto_error=False)
 DEFAULT_STATS_PERIOD_S = 24 * 3600
 
 
-def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+async def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     expected = request.app.state.services.settings.api_token.get_secret_value()
     if not expected:
         raise HTTPException(status_code=404, detail="the API is off: set VOXLINE_API_TOKEN")

@@ -79,6 +79,7 @@ class Step:
     simulator: dict
     load_before: list[float]
     cpu_pressure: float | None = None  # fraction of the window some task waited for a CPU (others' work too)
+    gc_pauses: dict = field(default_factory=dict)  # the server's garbage-collector passes in the window
     passed: bool = False
     valid: bool = True
     verdict: str = ""
@@ -175,6 +176,7 @@ def run_step(server: BenchServer, calls: int, cfg: StepConfig, floor_ms: float, 
                 if t["label"] == label and t["latency_ms"] is not None]
         by_utterance[label] = pct(mine, 50, 95)
     lateness, lag = hist("voxline_outbound_frame_lateness_seconds"), hist("voxline_event_loop_lag_seconds")
+    gc_pause = hist("voxline_gc_pause_seconds")
     cpu_used = cpu_after - cpu_before
     step = Step(
         calls=calls, window_s=window, turns=len(in_window),
@@ -195,6 +197,8 @@ def run_step(server: BenchServer, calls: int, cfg: StepConfig, floor_ms: float, 
         cpu_pressure=None if pressure_before is None or pressure_after is None
         else round((pressure_after - pressure_before) / (window * 1e6), 3),
         overheads=overheads, latencies=latencies,
+        gc_pauses={} if not gc_pause else {"passes": int(gc_pause.n), "ms_per_s": round(gc_pause.total * 1000 / window, 2),
+                                           "p99_ms": _ms(gc_pause.quantile(0.99))},
         overhead_by_utterance_ms=by_utterance,
         samples=samples)
     return step

@@ -8,7 +8,9 @@ end of speech → first frame sent; recording: silence timeout + processing).
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -16,6 +18,7 @@ from voxline.observability.tracing import NoTracer, TurnTracer
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0)
 SMALL_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+GC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 LOOP_LAG_INTERVAL_S = 0.25
 LATE_FRAME_S = 0.02
 
@@ -43,6 +46,9 @@ class Metrics:
                                         buckets=SMALL_BUCKETS, registry=r)
         self.late_frames = Counter("voxline_outbound_frames_late",
                                    "Outbound sends more than 20 ms late (the caller heard a gap).", registry=r)
+        self.gc_pause = Histogram("voxline_gc_pause_seconds",
+                                  "Garbage-collector passes, by generation: every call waits through each one.",
+                                  ["generation"], buckets=GC_BUCKETS, registry=r)
 
     def watch_tts_cache(self, cache) -> None:
         """Export the voice stack's TTS cache counters (the cache belongs to the stack; read at each scrape)."""
@@ -61,6 +67,24 @@ class Metrics:
         for stage, value in stages_ms.items():
             if value is not None:
                 self.stage.labels(path, stage).observe(value / 1000)
+
+    def watch_garbage_collector(self) -> Callable[[], None]:
+        """Time each garbage-collector pass (``gc.callbacks``); returns what stops it.
+
+        A pass stops every call's event loop, so its length lands in some turn's latency and in
+        frame timing: this shows whether collections, not load, are behind a latency tail."""
+        by_generation = [self.gc_pause.labels(str(generation)) for generation in range(3)]
+        started = 0.0
+
+        def timed(phase: str, info: dict) -> None:
+            nonlocal started
+            if phase == "start":
+                started = time.perf_counter()
+            else:
+                by_generation[info["generation"]].observe(time.perf_counter() - started)
+
+        gc.callbacks.append(timed)
+        return lambda: gc.callbacks.remove(timed)
 
     async def watch_event_loop(self) -> None:
         """Sleeps a fixed interval and records how much later than asked it woke up."""
