@@ -80,3 +80,45 @@ async def test_barge_in_over_the_greeting_clears_fast_and_keeps_only_what_was_he
     # what was played to the caller stops at the clear
     assert result.playback.first_audible_after(turn.clear_at + 0.05) is None or \
         result.playback.first_audible_after(turn.clear_at + 0.05) >= turn.speech_end
+
+
+async def test_a_finished_call_is_freed_without_the_cycle_collector(server, librivox):
+    """Every part of a call (session, pacer, listener, stream, socket protocol) points back at
+    another; closing the call breaks those links, so its audio and state go when the call does,
+    not at a full garbage collection (rare under load)."""
+    import asyncio
+    import gc
+    import time
+    import weakref
+
+    from voxline.session.call import CallSession
+    from voxline.telephony.direct_socket import DirectWebSocketProtocol
+    from voxline.telephony.media_stream import MediaStream
+
+    call = SimulatedCall(server.url, AUTH_TOKEN)
+    running = asyncio.create_task(call.run([CallerTurn("freed", speech_from_wav(librivox["0880"]))]))
+    def parts_of_the_call() -> list[weakref.ref]:
+        """Weak references to the call's session, stream and socket protocol, once they exist."""
+        sessions = [o for o in gc.get_objects() if isinstance(o, CallSession) and o.record.call_sid == call.call_sid]
+        streams = [o for o in gc.get_objects() if isinstance(o, MediaStream) and sessions and o.session is sessions[0]]
+        protocols = [o for o in gc.get_objects()
+                     if isinstance(o, DirectWebSocketProtocol) and streams and getattr(o, "_receiver", None) is streams[0]]
+        return [weakref.ref(o) for o in (*sessions[:1], *streams[:1], *protocols[:1])]
+
+    watched: list[weakref.ref] = []
+    deadline = time.monotonic() + 20
+    while len(watched) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        watched = parts_of_the_call()
+    assert len(watched) == 3, "the call's session, stream and protocol were not found"
+    gc.disable()
+    try:
+        result = await running
+        assert result.turns[0].latency_s is not None
+        deadline = time.monotonic() + 5
+        while any(ref() is not None for ref in watched) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        alive = [type(ref()).__name__ for ref in watched if ref() is not None]
+        assert alive == [], f"kept alive only by reference cycles: {alive}"
+    finally:
+        gc.enable()

@@ -161,6 +161,14 @@ class Pacer:
             self._listener.on_idle()
         return piece
 
+    def release(self) -> None:
+        """The call is over: drop its audio and the session's callbacks. They point back at the
+        session, which holds this pacer: a cycle only a full garbage collection would free."""
+        self._queue.clear()
+        self._awaiting_mark.clear()
+        self._current = None
+        self._listener = PlayoutListener()
+
     async def interrupt(self) -> list[Piece]:
         """Stop talking now: drop queued audio, send ``clear``; returns the pieces that were cut."""
         now = self._clock()

@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -66,6 +67,20 @@ class CallLimits:
     draining: Callable[[], bool] = lambda: False  # the server is shutting down: end after this turn
 
 
+def _weakly(method: Callable[..., None]) -> Callable[..., None]:
+    """``method`` without keeping its object alive. A context copied from a call's tasks can outlive
+    the call: a pooled provider connection opened during the call keeps the context its callbacks
+    were scheduled in, and with it, through a strong reference, the whole finished call."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args) -> None:
+        target = ref()
+        if target is not None:
+            target(*args)
+
+    return call
+
+
 WATCH_INTERVAL_S = 0.25
 GOODBYE_WAIT_S = 10.0
 
@@ -104,10 +119,13 @@ class CallSession:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        report_fallbacks_to(self._fallback_used)
-        self._context = contextvars.copy_context()  # this call's tasks report fallbacks to this call
-        self._listener.start(self._on_provider_end_of_speech)
-        self._sender = asyncio.create_task(self._pacer.run(), name=f"pacer-{self.record.call_sid}")
+        # This call's own context: its tasks report fallbacks to this call. Set in a copy, never in
+        # the context start() runs in (the server's socket callbacks share one between calls).
+        self._context = contextvars.copy_context()
+        self._context.run(report_fallbacks_to, _weakly(self._fallback_used))
+        self._context.run(self._listener.start, self._on_provider_end_of_speech)
+        self._sender = asyncio.create_task(self._pacer.run(), name=f"pacer-{self.record.call_sid}",
+                                           context=self._context.copy())
         greeting = Reply(turn=0, caller_text="", timeline=None, remember=True)
         phrases: list[tuple[str, str | None]] = [(self._agent.greeting, None)]
         if not self._listener.chosen:
@@ -177,6 +195,18 @@ class CallSession:
         self.record.outcome = outcome
         self.record.ended_at = time.time()
         self.log.info("call ended (%s): %d turns", outcome, len(self.record.turns))
+        self._release()
+
+    def _release(self) -> None:
+        """Drop the links between this call's parts. Its pacer, listener, tasks and their context
+        all point back at the session that holds them: left as they are, a finished call (its
+        audio, replies and state, ~75 kB) waits for a full garbage collection, which under load
+        comes every few minutes. Broken here, it is freed as soon as its socket lets go of it."""
+        self._pacer.release()
+        self._reply = self._early = self._prefill = None
+        self._context = None
+        self._sender = None
+        self._tasks.clear()
 
     def _spawn(self, coro) -> asyncio.Task:
         """Tasks of this call; all cancelled when it closes."""

@@ -33,8 +33,9 @@ class Listener:
         self._agent = agent
         self._stack = stack
         self._log = log
-        self._on_fallback = on_fallback
-        self._spawn = spawn
+        # The session's callbacks; dropped when the call closes (they would keep the two in a cycle).
+        self._on_fallback: FallbackListener | None = on_fallback
+        self._spawn: Callable[[Coroutine], asyncio.Task] | None = spawn
         self._stream: SpeechStream | None = None  # the live STT socket, when the STT is a streaming one
         self._on_end_of_speech: Callable[[], None] | None = None
 
@@ -100,7 +101,8 @@ class Listener:
             fallback = self._stack.stt_fallback
             if fallback is None:
                 raise
-            self._on_fallback("stt", exc, fallback.name)
+            if self._on_fallback is not None:
+                self._on_fallback("stt", exc, fallback.name)
             text = await fallback.transcribe(audio, self.stt_language())
         finally:
             self.reset()
@@ -115,6 +117,7 @@ class Listener:
         if self._stream is not None:
             self._stream.on_end_of_speech = None
             await self._stream.close()
+        self._on_fallback = self._spawn = self._on_end_of_speech = None
 
     def _open(self, claim: bool = False) -> None:
         """The call's live STT socket: the one opened when the webhook was answered, or a new one."""
@@ -126,4 +129,5 @@ class Listener:
         self._stream.on_end_of_speech = self._on_end_of_speech
         if old is not None:
             old.on_end_of_speech = None
+            assert self._spawn is not None, "the call is closed"
             self._spawn(old.close())

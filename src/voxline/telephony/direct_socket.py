@@ -105,6 +105,9 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # its functions point back at this protocol: no cycle left behind
+            scope["extensions"].pop(DIRECT, None)
         if self._receiver is not None:
             receiver, self._receiver = self._receiver, None
             receiver.websocket_closed()

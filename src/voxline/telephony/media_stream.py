@@ -238,6 +238,8 @@ class MediaStream:
             self.services.registry.end(self.session.record)
             self.services.metrics.active_calls.labels(self.path).dec()
             self.services.metrics.calls.labels(self.path, self.session.record.outcome).inc()
+            self.session = None  # it holds this stream's send and hangup: no cycle left behind
+        self._direct = None
         if self.ws.client_state is WebSocketState.CONNECTED:
             try:
                 await self.ws.close(code=self.close_code, reason=self.close_reason)
