@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import AsyncIterator
 
 import aiohttp
 
 from voxline.errors import ProviderError
 from voxline.llm.base import ChatMessage
-from voxline.providers.http import CONNECTION_ERRORS, RETRYABLE_STATUS, bearer, error_message, provider_timeout
+from voxline.providers.http import (CONNECTION_ERRORS, RETRYABLE_STATUS, RetryWindow, bearer, error_message,
+                                    provider_timeout)
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,7 @@ class OpenAICompatibleChat:
     async def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[str]:
         body = {"model": self._model, "messages": list(messages), "stream": True,
                 "max_tokens": max_tokens, "temperature": temperature}
-        deadline = time.monotonic() + self._retry_window_s
-        delay = 0.2
+        window = RetryWindow(self._retry_window_s)
         while True:
             started = False
             try:
@@ -61,17 +60,16 @@ class OpenAICompatibleChat:
                         yield text
                 return
             except ProviderError as exc:
-                if started or exc.kind not in {str(s) for s in RETRYABLE_STATUS} or time.monotonic() + delay > deadline:
+                if started or exc.kind not in {str(s) for s in RETRYABLE_STATUS} or not window.allows_another():
                     raise
                 problem = str(exc)
             except (asyncio.TimeoutError, *CONNECTION_ERRORS) as exc:
                 kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "connection"
-                if started or time.monotonic() + delay > deadline:
+                if started or not window.allows_another():
                     raise ProviderError(self.provider, kind, f"{type(exc).__name__} {exc}".strip()) from None
                 problem = f"{kind}: {type(exc).__name__}"
-            log.warning("%s: %s; retrying in %.1f s", self.name, problem, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            log.warning("%s: %s; retrying in %.1f s", self.name, problem, window.delay)
+            await window.wait()
 
     async def _refused(self, response: aiohttp.ClientResponse) -> None:
         raise ProviderError(self.provider, str(response.status), error_message(await response.read()))

@@ -102,11 +102,30 @@ def multipart(fields: Mapping[str, str], file_field: str, filename: str, content
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
+class RetryWindow:
+    """Backoff inside a time window: each wait doubles (up to ``max_delay_s``), and another attempt
+    is allowed only if its wait ends before the window closes. Shared by every hosted client."""
+
+    def __init__(self, window_s: float, first_delay_s: float = 0.2, max_delay_s: float = 1.0) -> None:
+        self._deadline = time.monotonic() + window_s
+        self.delay = first_delay_s
+        self._max_delay_s = max_delay_s
+
+    def remaining_s(self) -> float:
+        return self._deadline - time.monotonic()
+
+    def allows_another(self) -> bool:
+        return time.monotonic() + self.delay <= self._deadline
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self._max_delay_s)
+
+
 async def request_with_retries(client: aiohttp.ClientSession, provider: str, method: str, url: str, *,
                                timeout_s: float, retry_window_s: float, **kwargs: Any) -> ProviderResponse:
     """``client.request(method, url, **kwargs)`` until it succeeds, fails for good or the window closes."""
-    deadline = time.monotonic() + retry_window_s
-    delay = 0.2
+    window = RetryWindow(retry_window_s)
     timeout = provider_timeout(timeout_s)
     while True:
         try:
@@ -121,11 +140,10 @@ async def request_with_retries(client: aiohttp.ClientSession, provider: str, met
             error = ProviderError(provider, "timeout", type(exc).__name__)
         except CONNECTION_ERRORS as exc:
             error = ProviderError(provider, "connection", type(exc).__name__)
-        if time.monotonic() + delay > deadline:
+        if not window.allows_another():
             raise error
-        log.warning("%s; retrying in %.1f s", error, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
+        log.warning("%s; retrying in %.1f s", error, window.delay)
+        await window.wait()
 
 
 class HostedEndpoint:

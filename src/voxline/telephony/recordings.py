@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import time
 import wave
 
 import aiohttp
 import numpy as np
 
 from voxline.audio.pcm import TELEPHONY_RATE, resample
+from voxline.providers.http import RetryWindow
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,13 @@ class RecordingFetcher:
 
     async def fetch(self, recording_url: str) -> np.ndarray:
         url = recording_url + ".wav"
-        deadline = time.monotonic() + self._window_s
-        delay = 0.1
+        window = RetryWindow(self._window_s, first_delay_s=0.1)
         attempt = 0
         while True:
             attempt += 1
             problem: str
             try:
-                step_s = max(1.0, deadline - time.monotonic())  # to connect, and between two reads
+                step_s = max(1.0, window.remaining_s())  # to connect, and between two reads
                 timeout = aiohttp.ClientTimeout(total=None, connect=step_s, sock_read=step_s)
                 async with self._client.get(url, headers=self._headers, timeout=timeout) as response:
                     status = response.status
@@ -75,8 +74,7 @@ class RecordingFetcher:
                 raise RecordingUnavailable(f"RecordingUrl {recording_url!r} is not usable: {exc}") from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() + delay > deadline:
+            if not window.allows_another():
                 raise RecordingUnavailable(f"fetching {url}: {problem} after {attempt} attempts")
-            log.info("recording not ready (%s), retrying in %.1f s", problem, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            log.info("recording not ready (%s), retrying in %.1f s", problem, window.delay)
+            await window.wait()
