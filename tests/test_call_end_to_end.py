@@ -99,10 +99,12 @@ async def test_a_finished_call_is_freed_without_the_cycle_collector(server, libr
     running = asyncio.create_task(call.run([CallerTurn("freed", speech_from_wav(librivox["0880"]))]))
     def parts_of_the_call() -> list[weakref.ref]:
         """Weak references to the call's session, stream and socket protocol, once they exist."""
-        sessions = [o for o in gc.get_objects() if isinstance(o, CallSession) and o.record.call_sid == call.call_sid]
-        streams = [o for o in gc.get_objects() if isinstance(o, MediaStream) and sessions and o.session is sessions[0]]
-        protocols = [o for o in gc.get_objects()
+        objects = gc.get_objects()
+        sessions = [o for o in objects if isinstance(o, CallSession) and o.record.call_sid == call.call_sid]
+        streams = [o for o in objects if isinstance(o, MediaStream) and sessions and o.session is sessions[0]]
+        protocols = [o for o in objects
                      if isinstance(o, DirectWebSocketProtocol) and streams and getattr(o, "_receiver", None) is streams[0]]
+        del objects
         return [weakref.ref(o) for o in (*sessions[:1], *streams[:1], *protocols[:1])]
 
     watched: list[weakref.ref] = []
