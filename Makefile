@@ -6,7 +6,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install test-data run test test-fast audit bench-latency bench-ab bench-deps bench-load bench-capacity bench-micro bench-soak clean
+.PHONY: install test-data run lint test test-fast test-unit audit bench-latency bench-ab bench-deps bench-load bench-capacity bench-micro bench-soak clean
 
 .venv/.installed: pyproject.toml requirements-models.txt scripts/install.sh
 	./scripts/install.sh
@@ -21,11 +21,22 @@ test-data:
 run: install
 	.venv/bin/voxline serve --host $(HOST) --port $(PORT) $(if $(TWILIO_AUTH_TOKEN),,--dev)
 
-test: install test-data
+# ruff (lint and format), mypy on src/, and the import contracts (no cycles, the data flow's direction).
+lint: install
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+test: lint test-data
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install test-data
 	.venv/bin/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+# The call session and its parts on a scripted stack and fake time: seconds, no models.
+test-unit: install
+	.venv/bin/python -m pytest -m unit $(PYTEST_ARGS)
 
 bench-latency: install test-data
 	.venv/bin/python bench/latency.py

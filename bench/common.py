@@ -23,8 +23,12 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "mean": None, "n": 0}
     arr = np.asarray(values, dtype=float)
-    return {"p50": round(float(np.percentile(arr, 50)), 1), "p95": round(float(np.percentile(arr, 95)), 1),
-            "mean": round(float(arr.mean()), 1), "n": int(arr.size)}
+    return {
+        "p50": round(float(np.percentile(arr, 50)), 1),
+        "p95": round(float(np.percentile(arr, 95)), 1),
+        "mean": round(float(arr.mean()), 1),
+        "n": int(arr.size),
+    }
 
 
 def write_result(name: str, payload: dict) -> Path:
@@ -42,17 +46,27 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.auth_token = secrets.token_hex(16)
         self.api_token = secrets.token_hex(16)
-        self._env = {**os.environ, "HF_HUB_OFFLINE": "1", "TWILIO_AUTH_TOKEN": self.auth_token,
-                     "VOXLINE_API_TOKEN": self.api_token, "VOXLINE_PUBLIC_URL": self.url, **(env or {})}
+        self._env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "VOXLINE_API_TOKEN": self.api_token,
+            "VOXLINE_PUBLIC_URL": self.url,
+            **(env or {}),
+        }
         self._log_path = log_path or RESULTS / "server.log"
         self._process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         RESULTS.mkdir(parents=True, exist_ok=True)
         self._log = open(self._log_path, "w", encoding="utf-8")
         voxline = Path(sys.executable).parent / "voxline"
-        self._process = subprocess.Popen([str(voxline), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                                         env=self._env, stdout=self._log, stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen(
+            [str(voxline), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self._env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -38,18 +38,19 @@ import re
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from voxline.benchmarks.report import machine  # noqa: E402
-from voxline.config import Settings, load_agent  # noqa: E402
-from voxline.engine import files  # noqa: E402
-from voxline.engine.pool import ModelPool  # noqa: E402
-from voxline.llm.base import ChatMessage  # noqa: E402
-from voxline.llm.llama import LlamaChat  # noqa: E402
+from voxline.benchmarks.report import machine
+from voxline.config import Settings, load_agent
+from voxline.engine import files
+from voxline.llm.base import ChatMessage
+from voxline.llm.events import texts
+from voxline.llm.llama import LlamaChat
+from voxline.providers.pool import ModelPool
 
 MODELS = ("qwen2.5-0.5b", "smollm2-135m")
 MAX_TOKENS = 80
@@ -91,8 +92,9 @@ class Question:
         invented phone number, website or e-mail address does.
         """
         reasons = [f"missing /{p}/" for p in self.required if not re.search(p, reply, re.IGNORECASE)]
-        reasons += [f"contradicts /{p}/" for p in (*self.forbidden, *INVENTED_CONTACT)
-                    if re.search(p, reply, re.IGNORECASE)]
+        reasons += [
+            f"contradicts /{p}/" for p in (*self.forbidden, *INVENTED_CONTACT) if re.search(p, reply, re.IGNORECASE)
+        ]
         return not reasons, reasons
 
 
@@ -101,22 +103,32 @@ QUESTIONS: tuple[Question, ...] = (
         "weekday_hours",
         "Hi, what are your opening hours on a Tuesday?",
         required=(rf"\b(?:9|nine)(?::00)?{_AM}{_TO}(?:6|six)(?::00)?{_PM}\b",),
-        forbidden=(r"closed (?:on )?tuesdays?", r"tuesdays?[^.]*\bclosed\b",
-                   rf"tuesdays?[^.]*\b(?:10|ten){_AM}{_TO}(?:2|two)\b"),
+        forbidden=(
+            r"closed (?:on )?tuesdays?",
+            r"tuesdays?[^.]*\bclosed\b",
+            rf"tuesdays?[^.]*\b(?:10|ten){_AM}{_TO}(?:2|two)\b",
+        ),
     ),
     Question(
         "saturday_hours",
         "Are you open on Saturday? I work during the week.",
         required=(rf"\b(?:10|ten)(?::00)?{_AM}{_TO}(?:2|two)(?::00)?{_PM}\b",),
-        forbidden=(r"closed (?:on )?saturdays?", r"saturdays?[^.]*\bclosed\b(?! on sunday)",
-                   rf"{_NEG}\bopen (?:on )?sundays?", r"\b(?:not|aren't|don't) open (?:on )?saturdays?"),
+        forbidden=(
+            r"closed (?:on )?saturdays?",
+            r"saturdays?[^.]*\bclosed\b(?! on sunday)",
+            rf"{_NEG}\bopen (?:on )?sundays?",
+            r"\b(?:not|aren't|don't) open (?:on )?saturdays?",
+        ),
     ),
     Question(
         "sunday",
         "Can I come in this Sunday for a check-up?",
         required=(r"\bclosed\b|\b(?:not|aren't|don't|do not|never) open\b",),
-        forbidden=(r"^\W*(?:yes|yeah|sure|of course|absolutely|certainly)\b", rf"{_NEG}\bopen (?:on )?sundays?",
-                   rf"sundays? (?:from |at |between )?\d{{1,2}}(?::\d\d)?{_AM}"),
+        forbidden=(
+            r"^\W*(?:yes|yeah|sure|of course|absolutely|certainly)\b",
+            rf"{_NEG}\bopen (?:on )?sundays?",
+            rf"sundays? (?:from |at |between )?\d{{1,2}}(?::\d\d)?{_AM}",
+        ),
     ),
     Question(
         "address",
@@ -128,15 +140,19 @@ QUESTIONS: tuple[Question, ...] = (
         "checkup_price",
         "How much does a regular check-up cost?",
         required=(rf"\$\s*60\b|\b(?:60|sixty){_DOLLARS}",),
-        forbidden=(rf"check[- ]?ups?\W+(?:\w+\W+){{0,3}}?(?:\$\s*80\b|\b(?:80|eighty){_DOLLARS})",
-                   rf"\$\s*(?!60\b|80\b)\d+|\b(?!60\b|80\b)\d+{_DOLLARS}"),
+        forbidden=(
+            rf"check[- ]?ups?\W+(?:\w+\W+){{0,3}}?(?:\$\s*80\b|\b(?:80|eighty){_DOLLARS})",
+            rf"\$\s*(?!60\b|80\b)\d+|\b(?!60\b|80\b)\d+{_DOLLARS}",
+        ),
     ),
     Question(
         "cleaning_price",
         "And what do you charge for a teeth cleaning?",
         required=(rf"\$\s*80\b|\b(?:80|eighty){_DOLLARS}",),
-        forbidden=(rf"cleanings?\W+(?:\w+\W+){{0,3}}?(?:\$\s*60\b|\b(?:60|sixty){_DOLLARS})",
-                   rf"\$\s*(?!60\b|80\b)\d+|\b(?!60\b|80\b)\d+{_DOLLARS}"),
+        forbidden=(
+            rf"cleanings?\W+(?:\w+\W+){{0,3}}?(?:\$\s*60\b|\b(?:60|sixty){_DOLLARS})",
+            rf"\$\s*(?!60\b|80\b)\d+|\b(?!60\b|80\b)\d+{_DOLLARS}",
+        ),
     ),
     Question(
         "dentists",
@@ -153,15 +169,23 @@ QUESTIONS: tuple[Question, ...] = (
         "parking",
         "Is there somewhere to park when I come for my appointment?",
         required=(r"\bfree\b", r"\bbehind\b"),
-        forbidden=(r"\bpaid parking\b", r"\bno parking\b", r"\bpay for (?:the )?parking\b",
-                   r"parking (?:is not|isn't) (?:free|available)", r"\bstreet parking\b"),
+        forbidden=(
+            r"\bpaid parking\b",
+            r"\bno parking\b",
+            r"\bpay for (?:the )?parking\b",
+            r"parking (?:is not|isn't) (?:free|available)",
+            r"\bstreet parking\b",
+        ),
     ),
     Question(
         "payment",
         "Can I pay by card, and do you take dental insurance?",
         required=(r"\bcards?\b", r"\binsurance\b", r"\b(?:yes|yeah|accept|take)\b"),
-        forbidden=(r"\b(?:do not|don't|cannot|can't|not|no longer) (?:accept|take)\b", r"\bcash only\b",
-                   r"\bonly (?:accept|take) cash\b"),
+        forbidden=(
+            r"\b(?:do not|don't|cannot|can't|not|no longer) (?:accept|take)\b",
+            r"\bcash only\b",
+            r"\bonly (?:accept|take) cash\b",
+        ),
     ),
 )
 
@@ -233,7 +257,7 @@ async def ask(llm: LlamaChat, system_prompt: str, question: Question) -> Attempt
     parts: list[str] = []
     ttft: float | None = None
     start = time.perf_counter()
-    async for piece in llm.stream(messages, MAX_TOKENS, TEMPERATURE):
+    async for piece in texts(llm.stream(messages, MAX_TOKENS, TEMPERATURE)):
         if ttft is None and piece.strip():
             ttft = time.perf_counter() - start
         parts.append(piece)
@@ -290,8 +314,11 @@ async def evaluate(model: str, system_prompt: str, cache_dir: Path, passes: int)
             answer = judge(question, attempts[question.key])
             run.answers.append(answer)
             mark = "ok " if answer.correct else "BAD"
-            print(f"  [{mark}] {question.key:<15} ttft {answer.ttft_ms or 0:5.0f} ms  total {answer.total_ms:5.0f} ms  "
-                  f"{answer.reply!r}", flush=True)
+            print(
+                f"  [{mark}] {question.key:<15} ttft {answer.ttft_ms or 0:5.0f} ms  total {answer.total_ms:5.0f} ms  "
+                f"{answer.reply!r}",
+                flush=True,
+            )
         del llm
         return run
     finally:
@@ -330,10 +357,16 @@ async def main() -> None:
     print(table(summaries))
 
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine("llama-cpp-python"),
-        "settings": {"max_tokens": MAX_TOKENS, "temperature": TEMPERATURE, "threads": THREADS,
-                     "context_tokens": CONTEXT_TOKENS, "passes": args.passes, "agent": agent.name},
+        "settings": {
+            "max_tokens": MAX_TOKENS,
+            "temperature": TEMPERATURE,
+            "threads": THREADS,
+            "context_tokens": CONTEXT_TOKENS,
+            "passes": args.passes,
+            "agent": agent.name,
+        },
         "questions": [asdict(q) for q in QUESTIONS],
         "summary": summaries,
         "runs": [asdict(run) for run in runs],
@@ -347,9 +380,12 @@ def plot(result: dict, path: Path) -> Path:
     """Correct answers out of the questions asked, per model."""
     from voxline.benchmarks.report import plot_bars
 
-    return plot_bars(path, "Front-desk questions answered correctly",
-                     {f"{s['model']} (first token {s['ttft_ms_median']:.0f} ms)": s["correct"] for s in result["summary"]},
-                     f"correct answers out of {result['summary'][0]['questions']}")
+    return plot_bars(
+        path,
+        "Front-desk questions answered correctly",
+        {f"{s['model']} (first token {s['ttft_ms_median']:.0f} ms)": s["correct"] for s in result["summary"]},
+        f"correct answers out of {result['summary'][0]['questions']}",
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Per-frame micro-benchmarks of the hot path: the same as `voxline bench micro`.
 
-    .venv/bin/python bench/micro.py [--repeat 5]
+.venv/bin/python bench/micro.py [--repeat 5]
 """
 
 from __future__ import annotations

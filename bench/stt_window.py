@@ -42,20 +42,20 @@ import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from voxline.benchmarks.report import machine  # noqa: E402
-from voxline.audio import mulaw  # noqa: E402
-from voxline.audio.pcm import TELEPHONY_RATE, load_as_telephony, rms_dbfs  # noqa: E402
-from voxline.engine import files  # noqa: E402
-from voxline.engine.pool import ModelPool  # noqa: E402
-from voxline.stt.whisper import Window, WhisperSTT  # noqa: E402
+from voxline.audio import mulaw
+from voxline.audio.pcm import TELEPHONY_RATE, load_as_telephony, rms_dbfs
+from voxline.benchmarks.report import machine
+from voxline.engine import files
+from voxline.providers.pool import ModelPool
+from voxline.stt.whisper import WhisperSTT, Window
 
 LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
 PROMPTS_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
@@ -216,8 +216,11 @@ def run_librivox(transcribe: Transcriber, repeats: int) -> list[Utterance]:
             utterance.wer[window] = wer(utterance.edits[window], utterance.reference_words)
             utterance.stable_across_repeats[window] = len(set(texts[window])) == 1
         utterances.append(utterance)
-        print(f"  {path.stem}: full {utterance.edits['full']} / fit {utterance.edits['fit']} errors "
-              f"of {utterance.reference_words} words", flush=True)
+        print(
+            f"  {path.stem}: full {utterance.edits['full']} / fit {utterance.edits['fit']} errors "
+            f"of {utterance.reference_words} words",
+            flush=True,
+        )
     return utterances
 
 
@@ -228,24 +231,42 @@ def run_prompts(transcribe: Transcriber) -> list[Prompt]:
         full, full_ms = transcribe(line, "full")
         fit, fit_ms = transcribe(line, "fit")
         edits = word_edits(normalise(full), normalise(fit))
-        prompts.append(Prompt(path.name, round(pcm.size / TELEPHONY_RATE, 3), full, fit, len(normalise(full)),
-                              edits, normalise(full) != normalise(fit),
-                              {"full": round(full_ms, 1), "fit": round(fit_ms, 1)}))
+        prompts.append(
+            Prompt(
+                path.name,
+                round(pcm.size / TELEPHONY_RATE, 3),
+                full,
+                fit,
+                len(normalise(full)),
+                edits,
+                normalise(full) != normalise(fit),
+                {"full": round(full_ms, 1), "fit": round(fit_ms, 1)},
+            )
+        )
     print(f"  {len(prompts)} prompts, {sum(p.differ for p in prompts)} differ", flush=True)
     return prompts
 
 
 def run_nonspeech(transcribe: Transcriber) -> list[NonSpeech]:
     samples = int(NONSPEECH_S * TELEPHONY_RATE)
-    clips = {"silence": np.zeros(samples, dtype=np.int16),
-             "white_noise": white_noise(NONSPEECH_S, NOISE_DBFS, NOISE_SEED)}
+    clips = {
+        "silence": np.zeros(samples, dtype=np.int16),
+        "white_noise": white_noise(NONSPEECH_S, NOISE_DBFS, NOISE_SEED),
+    }
     results: list[NonSpeech] = []
     for kind, pcm in clips.items():
         line = phone_line(pcm)
         level = rms_dbfs(line)
         texts = {window: transcribe(line, window)[0] for window in WINDOWS}
-        results.append(NonSpeech(kind, NONSPEECH_S, round(level, 2) if np.isfinite(level) else None, texts,
-                                 {window: not normalise(text) for window, text in texts.items()}))
+        results.append(
+            NonSpeech(
+                kind,
+                NONSPEECH_S,
+                round(level, 2) if np.isfinite(level) else None,
+                texts,
+                {window: not normalise(text) for window, text in texts.items()},
+            )
+        )
     return results
 
 
@@ -285,7 +306,9 @@ def summarise(utterances: list[Utterance], prompts: list[Prompt], nonspeech: lis
 
 
 def table(summary: dict[str, Any]) -> str:
-    head = f"{'window':<7} {'LibriVox WER':>13} {'p50 ms':>8} {'p95 ms':>8} {'prompts p50':>12} {'non-speech empty':>17}"
+    head = (
+        f"{'window':<7} {'LibriVox WER':>13} {'p50 ms':>8} {'p95 ms':>8} {'prompts p50':>12} {'non-speech empty':>17}"
+    )
     rows = [
         f"{window:<7} {s['librivox_wer']:>7.1%} ({s['librivox_errors']:>2}) {s['p50_ms']:>8.0f} {s['p95_ms']:>8.0f} "
         f"{s['prompts_p50_ms']:>12.0f} {'yes' if s['nonspeech_all_empty'] else 'NO':>17}"
@@ -293,10 +316,12 @@ def table(summary: dict[str, Any]) -> str:
     ]
     agreement = summary["agreement"]
     wer_text = f"{agreement['fit_vs_full_wer']:.1%}" if agreement["fit_vs_full_wer"] is not None else "n/a"
-    tail = (f"fit vs full on {agreement['prompts']} prompts: WER {wer_text} "
-            f"({agreement['fit_vs_full_errors']}/{agreement['full_words']} words), "
-            f"{agreement['identical']} identical; differ: {', '.join(agreement['differ']) or 'none'}\n"
-            f"speed-up (p50, LibriVox): {summary['speedup_p50']}x")
+    tail = (
+        f"fit vs full on {agreement['prompts']} prompts: WER {wer_text} "
+        f"({agreement['fit_vs_full_errors']}/{agreement['full_words']} words), "
+        f"{agreement['identical']} identical; differ: {', '.join(agreement['differ']) or 'none'}\n"
+        f"speed-up (p50, LibriVox): {summary['speedup_p50']}x"
+    )
     return "\n".join([head, "-" * len(head), *rows, "", tail])
 
 
@@ -324,15 +349,20 @@ def main() -> None:
     print(table(summary))
 
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine("faster-whisper", "ctranslate2"),
         "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "command": shlex.join([sys.executable, *sys.argv]),
-        "settings": {"model": transcribe.stt.name, "threads": THREADS, "language": LANGUAGE,
-                     "repeats": args.repeats, "channel": "G.711 mu-law round trip at 8 kHz",
-                     "prompt_selection": f"sorted, {PROMPT_MIN_S}-{PROMPT_MAX_S} s, first {PROMPT_COUNT}",
-                     "noise": {"dbfs": NOISE_DBFS, "seed": NOISE_SEED, "seconds": NONSPEECH_S},
-                     "percentiles": "numpy linear interpolation"},
+        "settings": {
+            "model": transcribe.stt.name,
+            "threads": THREADS,
+            "language": LANGUAGE,
+            "repeats": args.repeats,
+            "channel": "G.711 mu-law round trip at 8 kHz",
+            "prompt_selection": f"sorted, {PROMPT_MIN_S}-{PROMPT_MAX_S} s, first {PROMPT_COUNT}",
+            "noise": {"dbfs": NOISE_DBFS, "seed": NOISE_SEED, "seconds": NONSPEECH_S},
+            "percentiles": "numpy linear interpolation",
+        },
         "summary": summary,
         "librivox": [asdict(u) for u in utterances],
         "prompts": [asdict(p) for p in prompts],
@@ -348,9 +378,12 @@ def plot(result: dict, path: Path) -> Path:
     from voxline.benchmarks.report import plot_distributions
 
     windows = result["summary"]["windows"]
-    return plot_distributions(path, "Whisper tiny.en: transcription time per LibriVox utterance",
-                              {window: [ms for row in result["librivox"] for ms in row["times_ms"][window]]
-                               for window in windows}, "ms per utterance")
+    return plot_distributions(
+        path,
+        "Whisper tiny.en: transcription time per LibriVox utterance",
+        {window: [ms for row in result["librivox"] for ms in row["times_ms"][window]] for window in windows},
+        "ms per utterance",
+    )
 
 
 if __name__ == "__main__":

@@ -77,8 +77,10 @@ class RunningServer:
 
     def task_count(self) -> int:
         """Tasks alive on the server's event loop."""
+
         async def count() -> int:
             return len(asyncio.all_tasks())
+
         return asyncio.run_coroutine_threadsafe(count(), self.loop).result(5)
 
     def start(self, timeout_s: float = 180.0) -> None:
@@ -127,8 +129,13 @@ def server(tmp_path_factory):
     from voxline.logs import configure
 
     configure("INFO")
-    settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, api_token=API_TOKEN,
-                        data_dir=tmp_path_factory.mktemp("voxline-data"), recording_fetch_window_s=2.0)
+    settings = Settings(
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        api_token=API_TOKEN,
+        data_dir=tmp_path_factory.mktemp("voxline-data"),
+        recording_fetch_window_s=2.0,
+    )
     running = RunningServer(settings)
     running.start()
     yield running
@@ -143,8 +150,13 @@ def make_server(server, tmp_path):
     started: list[RunningServer] = []
 
     def make(stack=None, asgi_websockets: bool = False, **overrides) -> RunningServer:
-        settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, api_token=API_TOKEN,
-                            data_dir=tmp_path / f"data{len(started)}", **overrides)
+        settings = Settings(
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            api_token=API_TOKEN,
+            data_dir=tmp_path / f"data{len(started)}",
+            **overrides,
+        )
         running = RunningServer(settings, stack=stack or server.services.stack, asgi_websockets=asgi_websockets)
         running.start()
         started.append(running)

@@ -16,9 +16,9 @@ import sqlite3
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -50,8 +50,7 @@ class PostgresCluster:
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
             self._as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(folder, "postgres")
-        self._run(_pg_tool("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                  "--no-sync")
+        self._run(_pg_tool("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
         self.start()
 
     def _run(self, *command: str) -> None:
@@ -59,8 +58,9 @@ class PostgresCluster:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(_pg_tool("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"),
-                  "-w", "start")
+        self._run(
+            _pg_tool("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
+        )
 
     def stop(self) -> None:
         self._run(_pg_tool("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
@@ -70,13 +70,37 @@ class PostgresCluster:
 
     def create_database(self) -> str:
         name = "t" + uuid.uuid4().hex[:12]
-        self._run(_pg_tool("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-q",
-                  "-c", f"CREATE DATABASE {name}")
+        self._run(
+            _pg_tool("psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-q",
+            "-c",
+            f"CREATE DATABASE {name}",
+        )
         return name
 
     def sql(self, database: str, statement: str) -> None:
-        self._run(_pg_tool("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
-                  "-q", "-v", "ON_ERROR_STOP=1", "-c", statement)
+        self._run(
+            _pg_tool("psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            statement,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,21 @@ CALL = "CA" + "2" * 32
 
 
 def start_message(stream_sid: str = STREAM) -> str:
-    return json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": {
-        "accountSid": "AC" + "3" * 32, "streamSid": stream_sid, "callSid": CALL, "tracks": ["inbound"],
-        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}, "customParameters": {}}})
+    return json.dumps(
+        {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": stream_sid,
+            "start": {
+                "accountSid": "AC" + "3" * 32,
+                "streamSid": stream_sid,
+                "callSid": CALL,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": {},
+            },
+        }
+    )
 
 
 def ws_url(server) -> str:
@@ -44,12 +56,22 @@ async def test_unsigned_and_badly_signed_webhooks_are_refused(server):
     params = {"CallSid": CALL, "From": "+15005550006", "To": "+15005550001", "CallerCity": ""}
     async with httpx.AsyncClient() as client:
         unsigned = await client.post(server.url + "/voice-stream", data=params)
-        forged = await client.post(server.url + "/voice-stream", data=params,
-                                   headers={"X-Twilio-Signature": sign("wrong-token", server.url + "/voice-stream", params)})
-        good = await client.post(server.url + "/voice-stream", data=params,
-                                 headers={"X-Twilio-Signature": sign(AUTH_TOKEN, server.url + "/voice-stream", params)})
+        forged = await client.post(
+            server.url + "/voice-stream",
+            data=params,
+            headers={"X-Twilio-Signature": sign("wrong-token", server.url + "/voice-stream", params)},
+        )
+        good = await client.post(
+            server.url + "/voice-stream",
+            data=params,
+            headers={"X-Twilio-Signature": sign(AUTH_TOKEN, server.url + "/voice-stream", params)},
+        )
     assert unsigned.status_code == 403 and forged.status_code == 403
-    assert good.status_code == 200 and "<Connect><Stream" in good.text and "?" not in good.text.split('url="')[1].split('"')[0]
+    assert (
+        good.status_code == 200
+        and "<Connect><Stream" in good.text
+        and "?" not in good.text.split('url="')[1].split('"')[0]
+    )
 
 
 async def test_unsigned_websocket_is_closed_with_policy_violation(server):
@@ -79,28 +101,62 @@ async def test_the_same_over_a_server_without_the_direct_extension(make_server, 
 
 
 async def garbage_then_a_call(server, librivox) -> None:
-    healthy = asyncio.create_task(SimulatedCall(server.url, AUTH_TOKEN).run(
-        [CallerTurn("alongside", speech_from_wav(librivox["0880"]))]))
+    healthy = asyncio.create_task(
+        SimulatedCall(server.url, AUTH_TOKEN).run([CallerTurn("alongside", speech_from_wav(librivox["0880"]))])
+    )
     async with websockets.connect(ws_url(server), additional_headers=signed(server)) as ws:
         await ws.send("this is not json")
         await ws.send(b"\x00\x01binary")
-        await ws.send(json.dumps({"event": "media", "sequenceNumber": "2", "streamSid": STREAM,
-                                  "media": {"track": "inbound", "chunk": "1", "timestamp": "20", "payload": "/w=="}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "event": "media",
+                    "sequenceNumber": "2",
+                    "streamSid": STREAM,
+                    "media": {"track": "inbound", "chunk": "1", "timestamp": "20", "payload": "/w=="},
+                }
+            )
+        )
         await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "9.9.9", "new": 1}))
         await ws.send(start_message())
-        await ws.send(json.dumps({"event": "media", "sequenceNumber": "3", "streamSid": "MZ" + "9" * 32,
-                                  "media": {"track": "inbound", "chunk": "2", "timestamp": "40", "payload": "/w=="}}))
-        await ws.send(json.dumps({"event": "media", "sequenceNumber": "4", "streamSid": STREAM,
-                                  "media": {"track": "inbound", "chunk": "3", "timestamp": "60", "payload": "%%%"}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "event": "media",
+                    "sequenceNumber": "3",
+                    "streamSid": "MZ" + "9" * 32,
+                    "media": {"track": "inbound", "chunk": "2", "timestamp": "40", "payload": "/w=="},
+                }
+            )
+        )
+        await ws.send(
+            json.dumps(
+                {
+                    "event": "media",
+                    "sequenceNumber": "4",
+                    "streamSid": STREAM,
+                    "media": {"track": "inbound", "chunk": "3", "timestamp": "60", "payload": "%%%"},
+                }
+            )
+        )
         await ws.send('{"event": "start", "broken": ')
         # after all that, the call is alive: the greeting arrives as media frames of whole 160-byte units
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert message["event"] == "media" and set(message) == {"event", "streamSid", "media"}
         assert message["streamSid"] == STREAM
         import base64
+
         assert len(base64.b64decode(message["media"]["payload"])) % 160 == 0
-        await ws.send(json.dumps({"event": "stop", "sequenceNumber": "5", "streamSid": STREAM,
-                                  "stop": {"accountSid": "AC" + "3" * 32, "callSid": CALL}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "event": "stop",
+                    "sequenceNumber": "5",
+                    "streamSid": STREAM,
+                    "stop": {"accountSid": "AC" + "3" * 32, "callSid": CALL},
+                }
+            )
+        )
     record = await server.wait_record_closed(CALL)
     assert record.outcome == "completed"
     result = await healthy
@@ -137,8 +193,9 @@ async def test_call_records_api_needs_the_bearer_token(server, librivox):
     async with httpx.AsyncClient() as client:
         anonymous = await client.get(f"{server.url}/api/calls/{result.call_sid}")
         wrong = await client.get(f"{server.url}/api/calls/{result.call_sid}", headers={"Authorization": "Bearer nope"})
-        record = await client.get(f"{server.url}/api/calls/{result.call_sid}",
-                                  headers={"Authorization": f"Bearer {API_TOKEN}"})
+        record = await client.get(
+            f"{server.url}/api/calls/{result.call_sid}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
         listing = await client.get(f"{server.url}/api/calls", headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert anonymous.status_code == 401 and wrong.status_code == 401
     body = record.json()

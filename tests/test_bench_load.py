@@ -18,8 +18,26 @@ pytestmark = pytest.mark.e2e
 
 def test_bench_load_smoke(tmp_path: Path, librivox) -> None:
     voxline = Path(sys.executable).parent / "voxline"
-    run = subprocess.run([str(voxline), "bench", "load", "--calls", "2", "--step-s", "15", "--ramp-s", "1",
-                          "--label", "smoke", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            str(voxline),
+            "bench",
+            "load",
+            "--calls",
+            "2",
+            "--step-s",
+            "15",
+            "--ramp-s",
+            "1",
+            "--label",
+            "smoke",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     result = json.loads((tmp_path / "smoke.json").read_text())
     assert (tmp_path / "smoke.png").stat().st_size > 1000

@@ -58,13 +58,17 @@ async def launch(tmp_path_factory):
 
     browsers = []
     async with async_playwright() as playwright:
+
         async def start(wav: Path):
-            browser = await playwright.chromium.launch(executable_path=chromium_path(), args=[
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}%noloop",  # play once, then silence
-                "--autoplay-policy=no-user-gesture-required",
-            ])
+            browser = await playwright.chromium.launch(
+                executable_path=chromium_path(),
+                args=[
+                    "--use-fake-ui-for-media-stream",
+                    "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-audio-capture={wav}%noloop",  # play once, then silence
+                    "--autoplay-policy=no-user-gesture-required",
+                ],
+            )
             browsers.append(browser)
             return browser
 
@@ -120,7 +124,9 @@ async def softphone_call(server, browser, artifacts) -> SoftphoneCall:
         transcribed = await pending.inner_text()
         await page.locator(".note.latency").first.wait_for(timeout=60_000)
         assert await page.locator(".bubble.caller.pending").count() == 0  # replaced by the finished turn
-        stats = await page.evaluate("() => ({...window.voxlineSoftphone.stats, callSid: window.voxlineSoftphone.callSid})")
+        stats = await page.evaluate(
+            "() => ({...window.voxlineSoftphone.stats, callSid: window.voxlineSoftphone.callSid})"
+        )
         screenshot = artifacts / "softphone_call.png"
         await page.screenshot(path=str(screenshot), full_page=True)
         await page.locator("#call-button").click()  # hang up
@@ -218,7 +224,9 @@ async def test_softphone_barge_in_clears_the_agents_audio(server, launch, libriv
     context, page = await _call_page(browser, server, console)
     try:
         await page.locator(".bubble.caller").first.wait_for(timeout=60_000)
-        stats = await page.evaluate("() => ({...window.voxlineSoftphone.stats, callSid: window.voxlineSoftphone.callSid})")
+        stats = await page.evaluate(
+            "() => ({...window.voxlineSoftphone.stats, callSid: window.voxlineSoftphone.callSid})"
+        )
         await page.screenshot(path=str(artifacts / "softphone_barge_in.png"), full_page=True)
         await page.locator("#call-button").click()
     except Exception:

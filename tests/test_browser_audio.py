@@ -35,7 +35,7 @@ def static_url():
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args) -> None:  # noqa: A002
+    def log_message(self, format, *args) -> None:
         pass
 
 
@@ -44,8 +44,9 @@ async def page(static_url):
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium_path(),
-                                                   args=["--autoplay-policy=no-user-gesture-required"])
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_path(), args=["--autoplay-policy=no-user-gesture-required"]
+        )
         page = await browser.new_page()
         await page.goto(static_url + "/favicon.svg")
         yield page
@@ -57,7 +58,7 @@ def decode(frames: list[list[int]]) -> np.ndarray:
 
 
 def level_db(samples: np.ndarray, reference: float) -> float:
-    return 20 * np.log10(np.sqrt(np.mean(samples ** 2)) / reference + 1e-12)
+    return 20 * np.log10(np.sqrt(np.mean(samples**2)) / reference + 1e-12)
 
 
 def peak_hz(samples: np.ndarray) -> float:
@@ -142,7 +143,7 @@ PLAY = """async ([tone, gapMs]) => {
 async def test_player_plays_in_time_reports_marks_and_clears(page):
     t = np.arange(LINE_RATE) / LINE_RATE
     tone = mulaw.encode((0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
-    frames = [list(tone[i:i + 160]) for i in range(0, len(tone), 160)]
+    frames = [list(tone[i : i + 160]) for i in range(0, len(tone), 160)]
     result = await page.evaluate(PLAY, [frames, 300])
     events = result["events"]
     played = {e["name"]: e["at"] for e in events if e["type"] == "played"}

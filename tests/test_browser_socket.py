@@ -34,10 +34,21 @@ def connected() -> str:
 
 
 def start(call_sid: str, stream_sid: str = STREAM, **parameters: str) -> str:
-    return json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": {
-        "accountSid": "AC" + "5" * 32, "streamSid": stream_sid, "callSid": call_sid, "tracks": ["inbound"],
-        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-        "customParameters": {"From": "softphone", **parameters}}})
+    return json.dumps(
+        {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": stream_sid,
+            "start": {
+                "accountSid": "AC" + "5" * 32,
+                "streamSid": stream_sid,
+                "callSid": call_sid,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": {"From": "softphone", **parameters},
+            },
+        }
+    )
 
 
 def new_call_sid() -> str:
@@ -70,8 +81,13 @@ def server_with(server, tmp_path):
     started: list[RunningServer] = []
 
     def make(api_token: str, dev_mode: bool) -> RunningServer:
-        settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, api_token=api_token,
-                            dev_mode=dev_mode, data_dir=tmp_path / f"data{len(started)}")
+        settings = Settings(
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            api_token=api_token,
+            dev_mode=dev_mode,
+            data_dir=tmp_path / f"data{len(started)}",
+        )
         running = RunningServer(settings, stack=server.services.stack)
         running.start()
         started.append(running)
@@ -105,11 +121,26 @@ async def test_with_an_api_token_the_socket_needs_it(server):
         await ws.send(start(call_sid, token=API_TOKEN))
         messages = await receive_until(ws, "mark")
         extra = [m for m in messages if m["event"].startswith("voxline.")]
-        assert extra == [{"event": "voxline.call", "streamSid": STREAM, "callSid": call_sid,
-                          "agent": server.services.agent.name, "greeting": server.services.agent.greeting}]
+        assert extra == [
+            {
+                "event": "voxline.call",
+                "streamSid": STREAM,
+                "callSid": call_sid,
+                "agent": server.services.agent.name,
+                "greeting": server.services.agent.greeting,
+            }
+        ]
         assert {m["event"] for m in messages if m not in extra} == {"media", "mark"}
-        await ws.send(json.dumps({"event": "stop", "sequenceNumber": "9", "streamSid": STREAM,
-                                  "stop": {"accountSid": "AC" + "5" * 32, "callSid": call_sid}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "event": "stop",
+                    "sequenceNumber": "9",
+                    "streamSid": STREAM,
+                    "stop": {"accountSid": "AC" + "5" * 32, "callSid": call_sid},
+                }
+            )
+        )
     record = await server.wait_record_closed(call_sid)
     assert record.path == "softphone" and record.caller == "softphone" and record.outcome == "completed"
 
@@ -130,7 +161,7 @@ async def test_twilio_stream_sends_only_twilio_messages(server):
         while True:
             try:
                 messages.append(json.loads(await asyncio.wait_for(ws.recv(), 0.2)))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
     assert {m["event"] for m in messages} <= TWILIO_EVENTS
 
@@ -157,7 +188,9 @@ async def test_without_a_token_the_softphone_is_off_unless_dev(server_with):
         await ws.send(connected())
         await ws.send(start(call_sid))  # no token needed in --dev
         messages = await receive_until(ws, "media")
-        messages += await receive_until(ws, "voxline.call") if "voxline.call" not in {m["event"] for m in messages} else []
+        messages += (
+            await receive_until(ws, "voxline.call") if "voxline.call" not in {m["event"] for m in messages} else []
+        )
         assert [m["callSid"] for m in messages if m["event"] == "voxline.call"] == [call_sid]
     assert (await dev.wait_record_closed(call_sid)).path == "softphone"
 

@@ -43,15 +43,30 @@ async def seed(path: Path) -> None:
     registry = CallRegistry(sink=store, language="en")
     for sid, caller, called, call_path, outcome, hours, v2vs in CALLS:
         started = NOW - hours * 3600
-        record = CallRecord(call_sid=sid, stream_sid="MZ" + sid, agent="front-desk", path=call_path, caller=caller,
-                            called=called, started_at=started)
+        record = CallRecord(
+            call_sid=sid,
+            stream_sid="MZ" + sid,
+            agent="front-desk",
+            path=call_path,
+            caller=caller,
+            called=called,
+            started_at=started,
+        )
         registry.begin(record)
         for i, v2v in enumerate(v2vs, 1):
             text = HINDI if sid == "CA04" else f"question {i}"
-            store.turn_added(record, TurnRecord(index=i, caller_text=text, agent_text="answer", heard_text="answer",
-                                                stages_ms={"turn_detected": 300.0, "stt_final": v2v - 300,
-                                                           "first_frame_sent": v2v}, language="en"),
-                             started + 10 * i)
+            store.turn_added(
+                record,
+                TurnRecord(
+                    index=i,
+                    caller_text=text,
+                    agent_text="answer",
+                    heard_text="answer",
+                    stages_ms={"turn_detected": 300.0, "stt_final": v2v - 300, "first_frame_sent": v2v},
+                    language="en",
+                ),
+                started + 10 * i,
+            )
         record.event("dtmf", digit="2")
         record.outcome, record.ended_at = outcome, started + 120
         registry.end(record)
@@ -114,8 +129,20 @@ async def test_calls_are_paged_newest_first(api_server):
     assert [c["call_sid"] for c in last["calls"]] == ["CA07"]
     one = first["calls"][0]
     assert one["turn_count"] == 2 and one["v2v_p50_ms"] == 800.0 and one["outcome"] == "completed"
-    assert set(one) == {"call_sid", "stream_sid", "path", "agent", "language", "caller", "called", "started_at",
-                        "ended_at", "outcome", "turn_count", "v2v_p50_ms"}
+    assert set(one) == {
+        "call_sid",
+        "stream_sid",
+        "path",
+        "agent",
+        "language",
+        "caller",
+        "called",
+        "started_at",
+        "ended_at",
+        "outcome",
+        "turn_count",
+        "v2v_p50_ms",
+    }
     assert (await get(api_server, "/api/calls", limit=0)).status_code == 422
     assert (await get(api_server, "/api/calls", limit=501)).status_code == 422
 
@@ -125,6 +152,7 @@ async def test_calls_are_filtered(api_server):
         body = (await get(api_server, "/api/calls", **params)).json()
         assert body["total"] == len(body["calls"])
         return [c["call_sid"] for c in body["calls"]]
+
     assert await sids(number="0001111") == ["CA01", "CA03", "CA06"]  # part of the caller
     assert await sids(number="0002222") == ["CA02"]
     assert await sids(number="5550002") == ["CA02", "CA03", "CA05"]  # CA03 and CA05 called +15005550002
@@ -143,8 +171,26 @@ async def test_one_call_with_turns_and_events(api_server):
     assert [t["index"] for t in call["turns"]] == [1, 2, 3]
     assert call["turns"][0]["caller_text"] == HINDI  # Devanagari intact through the store and JSON
     assert call["turns"][0]["stages_ms"] == {"turn_detected": 300.0, "stt_final": 700.0, "first_frame_sent": 1000.0}
-    assert set(call["turns"][0]) == {"index", "started_at", "caller_text", "agent_text", "heard_text", "interrupted",
-                                     "failed", "language", "stt_early", "stages_ms"}
+    assert set(call["turns"][0]) == {
+        "index",
+        "started_at",
+        "caller_text",
+        "agent_text",
+        "heard_text",
+        "interrupted",
+        "failed",
+        "language",
+        "stt_early",
+        "stages_ms",
+        "outcome",
+        "end_reason",
+        "kind",
+    }
+    assert (call["turns"][0]["outcome"], call["turns"][0]["end_reason"], call["turns"][0]["kind"]) == (
+        "done",
+        "",
+        "answer",
+    )
     assert call["events"] == [{"at": call["events"][0]["at"], "kind": "dtmf", "details": {"digit": "2"}}]
     assert (await get(api_server, "/api/calls/CA404")).status_code == 404
 
@@ -154,8 +200,12 @@ async def test_stats_over_a_period_with_a_series(api_server):
     assert body["calls"] == 4 and body["turns"] == 7
     assert body["by_outcome"] == {"completed": 3, "caller-silent": 1}
     v2v = [700.0, 900.0, 2100.0, 650.0, 1000.0, 1100.0, 1200.0]
-    assert body["voice_to_voice"] == {"count": 7, "p50": queries.percentile(v2v, 50),
-                                      "p95": queries.percentile(v2v, 95), "p99": queries.percentile(v2v, 99)}
+    assert body["voice_to_voice"] == {
+        "count": 7,
+        "p50": queries.percentile(v2v, 50),
+        "p95": queries.percentile(v2v, 95),
+        "p99": queries.percentile(v2v, 99),
+    }
     assert body["voice_to_voice"]["p50"] == 1000.0
     assert body["stages"]["first_frame_sent"] == body["voice_to_voice"]
     assert body["stages"]["turn_detected"]["p50"] == 300.0
@@ -186,7 +236,9 @@ async def test_the_openapi_schema_documents_the_responses(api_server):
     async with httpx.AsyncClient(base_url=api_server.url) as client:
         schema = (await client.get("/openapi.json")).json()
     models = schema["components"]["schemas"]
-    assert {"CallPage", "CallSummary", "CallDetail", "Turn", "Event", "LiveCalls", "Stats", "DeletedCalls"} <= set(models)
+    assert {"CallPage", "CallSummary", "CallDetail", "Turn", "Event", "LiveCalls", "Stats", "DeletedCalls"} <= set(
+        models
+    )
     assert set(models["CallSummary"]["properties"]) >= {"call_sid", "turn_count", "v2v_p50_ms"}
     ok = schema["paths"]["/api/calls"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok["$ref"].endswith("/CallPage")
@@ -214,12 +266,20 @@ def test_forget_caller_command_works_without_the_server(tmp_path):
         loop.close()
     env = {**os.environ, "VOXLINE_DATA_DIR": str(data)}
     env.pop("VOXLINE_DATABASE_URL", None)
-    done = subprocess.run([sys.executable, "-m", "voxline", "forget-caller", "+15550001111"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "voxline", "forget-caller", "+15550001111"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "deleted 3 calls" in done.stdout
     import sqlite3
+
     with sqlite3.connect(data / "voxline.db") as connection:
         left = [row[0] for row in connection.execute("SELECT call_sid FROM calls ORDER BY call_sid")]
         assert left == ["CA02", "CA04", "CA05", "CA07"]
-        assert connection.execute("SELECT count(*) FROM turns WHERE call_sid IN ('CA01','CA03','CA06')").fetchone()[0] == 0
+        assert (
+            connection.execute("SELECT count(*) FROM turns WHERE call_sid IN ('CA01','CA03','CA06')").fetchone()[0] == 0
+        )

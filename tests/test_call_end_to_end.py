@@ -23,8 +23,10 @@ def words(text: str) -> set[str]:
 
 
 async def test_two_turn_conversation_with_real_speech(server, librivox, artifacts):
-    turns = [CallerTurn("young-man", speech_from_wav(librivox["0880"])),
-             CallerTurn("amiable", speech_from_wav(librivox["0930"]))]
+    turns = [
+        CallerTurn("young-man", speech_from_wav(librivox["0880"])),
+        CallerTurn("amiable", speech_from_wav(librivox["0930"])),
+    ]
     result = await SimulatedCall(server.url, AUTH_TOKEN).run(turns)
     write_wav(artifacts / "two_turn_call.wav", result.heard(), TELEPHONY_RATE)
 
@@ -78,8 +80,10 @@ async def test_barge_in_over_the_greeting_clears_fast_and_keeps_only_what_was_he
     assert 1 <= len(heard) < len(greeting) * 0.6, heard
     assert heard == greeting[: len(heard)]
     # what was played to the caller stops at the clear
-    assert result.playback.first_audible_after(turn.clear_at + 0.05) is None or \
-        result.playback.first_audible_after(turn.clear_at + 0.05) >= turn.speech_end
+    assert (
+        result.playback.first_audible_after(turn.clear_at + 0.05) is None
+        or result.playback.first_audible_after(turn.clear_at + 0.05) >= turn.speech_end
+    )
 
 
 async def test_a_finished_call_is_freed_without_the_cycle_collector(server, librivox):
@@ -97,13 +101,18 @@ async def test_a_finished_call_is_freed_without_the_cycle_collector(server, libr
 
     call = SimulatedCall(server.url, AUTH_TOKEN)
     running = asyncio.create_task(call.run([CallerTurn("freed", speech_from_wav(librivox["0880"]))]))
+
     def parts_of_the_call() -> list[weakref.ref]:
         """Weak references to the call's session, stream and socket protocol, once they exist."""
         objects = gc.get_objects()
-        sessions = [o for o in objects if isinstance(o, CallSession) and o.record.call_sid == call.call_sid]
-        streams = [o for o in objects if isinstance(o, MediaStream) and sessions and o.session is sessions[0]]
-        protocols = [o for o in objects
-                     if isinstance(o, DirectWebSocketProtocol) and streams and getattr(o, "_receiver", None) is streams[0]]
+        # type(), not isinstance(): the heap may hold dead weak proxies, which isinstance() trips on.
+        sessions = [o for o in objects if type(o) is CallSession and o.record.call_sid == call.call_sid]
+        streams = [o for o in objects if issubclass(type(o), MediaStream) and sessions and o.session is sessions[0]]
+        protocols = [
+            o
+            for o in objects
+            if issubclass(type(o), DirectWebSocketProtocol) and streams and getattr(o, "_receiver", None) is streams[0]
+        ]
         del objects
         return [weakref.ref(o) for o in (*sessions[:1], *streams[:1], *protocols[:1])]
 

@@ -37,8 +37,7 @@ async def wait_for(predicate, timeout_s: float, what: str):
 
 async def test_each_turn_is_in_the_store_while_the_call_is_still_on(server, librivox):
     call = SimulatedCall(server.url, AUTH_TOKEN)
-    running = asyncio.create_task(call.run([CallerTurn("young-man", speech_from_wav(librivox["0880"]))],
-                                           linger_s=8))
+    running = asyncio.create_task(call.run([CallerTurn("young-man", speech_from_wav(librivox["0880"]))], linger_s=8))
 
     async def first_turn_stored():
         response = await api(server, f"/api/calls/{call.call_sid}")
@@ -57,6 +56,7 @@ async def test_each_turn_is_in_the_store_while_the_call_is_still_on(server, libr
     async def ended():
         body = (await api(server, f"/api/calls/{call.call_sid}")).json()
         return body["outcome"] != "in-progress" and body
+
     body = await wait_for(ended, 15, "the end of the call was not written")
     assert body["outcome"] == "completed" and body["ended_at"] >= body["started_at"]
     assert call.call_sid not in [c["call_sid"] for c in (await api(server, "/api/live")).json()["calls"]]
@@ -66,15 +66,20 @@ async def test_each_turn_is_in_the_store_while_the_call_is_still_on(server, libr
 
 async def test_a_database_outage_during_a_call_loses_no_turn(make_server, librivox, caplog):
     server = listening(make_server())
-    await wait_for(lambda: asyncio.sleep(0, server.services.store.writer.available
-                                         and server.services.store.writer.pending == 0), 10, "store not ready")
+    await wait_for(
+        lambda: asyncio.sleep(0, server.services.store.writer.available and server.services.store.writer.pending == 0),
+        10,
+        "store not ready",
+    )
     database = server.services.settings.data_dir / "voxline.db"
     caplog.set_level(logging.INFO, logger="voxline.store")
     lock = sqlite3.connect(database, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")  # another connection holds the write lock: the database is locked
     try:
-        turns = [CallerTurn("young-man", speech_from_wav(librivox["0880"])),
-                 CallerTurn("amiable", speech_from_wav(librivox["0930"]))]
+        turns = [
+            CallerTurn("young-man", speech_from_wav(librivox["0880"])),
+            CallerTurn("amiable", speech_from_wav(librivox["0930"])),
+        ]
         result = await SimulatedCall(server.url, AUTH_TOKEN).run(turns)
         latencies = [t.latency_s for t in result.turns]
         print("voice-to-voice during the outage (s):", latencies)
@@ -90,6 +95,7 @@ async def test_a_database_outage_during_a_call_loses_no_turn(make_server, libriv
 
     async def caught_up():
         return httpx.get(server.url + "/healthz").json()["store"]["pending_writes"] == 0
+
     await wait_for(caught_up, 30, "the pending writes were not written after the outage")
     stored = (await api(server, f"/api/calls/{result.call_sid}")).json()
     assert stored["outcome"] == "completed" and stored["turn_count"] == 2
@@ -106,6 +112,7 @@ async def test_recorded_calls_are_in_the_store_turn_by_turn(server, librivox):
     async def completed():
         body = (await api(server, f"/api/calls/{result.call_sid}")).json()
         return body.get("outcome") == "completed" and body
+
     stored = await wait_for(completed, 15, "the recorded call was not stored")
     assert stored["path"] == "recording" and stored["turn_count"] == 1
     assert {"fetch", "stt", "llm", "tts", "total"} <= set(stored["turns"][0]["stages_ms"])

@@ -9,7 +9,6 @@ import logging
 import sqlite3
 import time
 
-
 from store_backends import Backend, backend, postgres  # noqa: F401  (fixtures)
 from voxline.session.records import CallRecord, CallRegistry
 from voxline.session.timeline import TurnRecord
@@ -26,14 +25,20 @@ def make_store(backend: Backend, **options) -> CallStore:
 
 
 def turn(index: int, text: str = "hello", v2v: float = 800.0) -> TurnRecord:
-    return TurnRecord(index=index, caller_text=text, agent_text=f"reply {index}", heard_text=f"reply {index}",
-                      stages_ms={"turn_detected": 300.0, "stt_final": 400.0, "first_frame_sent": v2v},
-                      language="en")
+    return TurnRecord(
+        index=index,
+        caller_text=text,
+        agent_text=f"reply {index}",
+        heard_text=f"reply {index}",
+        stages_ms={"turn_detected": 300.0, "stt_final": 400.0, "first_frame_sent": v2v},
+        language="en",
+    )
 
 
 def begin(registry: CallRegistry, sid: str, caller: str = "+15005550006", **fields) -> CallRecord:
-    record = CallRecord(call_sid=sid, stream_sid="MZ" + sid[2:], agent="front-desk", caller=caller,
-                        called="+15005550001", **fields)
+    record = CallRecord(
+        call_sid=sid, stream_sid="MZ" + sid[2:], agent="front-desk", caller=caller, called="+15005550001", **fields
+    )
     registry.begin(record)
     return record
 
@@ -46,14 +51,18 @@ async def test_migrations_create_the_schema_from_empty(backend: Backend):
     store = make_store(backend)
     await store.start()
     try:
+
         def tables(connection):
             from sqlalchemy import inspect
+
             return set(inspect(connection).get_table_names())
+
         names = await store.read(lambda c: c.run_sync(tables))
         assert {"calls", "turns", "events", "conversation_messages", "instances", "alembic_version"} <= names
         from sqlalchemy import text
+
         version = await store.read(lambda c: c.execute(text("SELECT version_num FROM alembic_version")))
-        assert version.scalar_one() == "0002"
+        assert version.scalar_one() == "0003"
     finally:
         await store.stop()
 
@@ -61,16 +70,20 @@ async def test_migrations_create_the_schema_from_empty(backend: Backend):
 async def test_a_database_of_the_old_code_opens_and_keeps_its_history(backend: Backend):
     # The schema the first version created with create_all: no alembic_version, no uid column.
     id_type = "INTEGER PRIMARY KEY AUTOINCREMENT" if backend.name == "sqlite" else "SERIAL PRIMARY KEY"
-    backend.sql(f"CREATE TABLE conversation_messages (id {id_type}, call_sid VARCHAR(64) NOT NULL, "
-                "role VARCHAR(16) NOT NULL, content TEXT NOT NULL, created_at FLOAT NOT NULL);"
-                "CREATE INDEX ix_conversation_messages_call_sid ON conversation_messages (call_sid);"
-                "INSERT INTO conversation_messages (call_sid, role, content, created_at) VALUES "
-                f"('CAold', 'assistant', 'Hello', {time.time()}), ('CAold', 'user', '{HINDI}', {time.time()});")
+    backend.sql(
+        f"CREATE TABLE conversation_messages (id {id_type}, call_sid VARCHAR(64) NOT NULL, "
+        "role VARCHAR(16) NOT NULL, content TEXT NOT NULL, created_at FLOAT NOT NULL);"
+        "CREATE INDEX ix_conversation_messages_call_sid ON conversation_messages (call_sid);"
+        "INSERT INTO conversation_messages (call_sid, role, content, created_at) VALUES "
+        f"('CAold', 'assistant', 'Hello', {time.time()}), ('CAold', 'user', '{HINDI}', {time.time()});"
+    )
     store = make_store(backend)
     await store.start()
     try:
-        assert await store.history("CAold") == [{"role": "assistant", "content": "Hello"},
-                                                {"role": "user", "content": HINDI}]
+        assert await store.history("CAold") == [
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": HINDI},
+        ]
         await store.append("CAold", [{"role": "assistant", "content": "जी हाँ"}])
         assert (await store.history("CAold"))[-1] == {"role": "assistant", "content": "जी हाँ"}
     finally:
@@ -95,14 +108,22 @@ async def test_each_turn_and_event_is_written_while_the_call_goes_on(backend: Ba
         assert [t["caller_text"] for t in call["turns"]] == [HINDI]  # Devanagari intact
         assert call["turns"][0]["stages_ms"]["first_frame_sent"] == 800.0
         assert call["events"][0]["kind"] == "language" and call["events"][0]["details"] == {
-            "language": "hi", "by": "keypad"}
+            "language": "hi",
+            "by": "keypad",
+        }
 
-        record.add_turn(turn(2), started_at=time.time() - 0.5)
+        cut = turn(2)
+        cut.outcome, cut.end_reason, cut.interrupted = "interrupted", "caller", True
+        record.add_turn(cut, started_at=time.time() - 0.5)
         record.outcome = "completed"
         registry.end(record)
         assert await store.writer.applied(5)
         call = await stored_call(store, "CAlive1")
         assert call["outcome"] == "completed" and call["ended_at"] is not None and call["turn_count"] == 2
+        assert [(t["outcome"], t["end_reason"], t["kind"]) for t in call["turns"]] == [
+            ("done", "", "answer"),
+            ("interrupted", "caller", "answer"),
+        ]
     finally:
         await store.stop()
 
@@ -183,8 +204,8 @@ async def test_replaying_a_journal_twice_changes_nothing(backend: Backend):
         registry.end(record)
         written = [dict(w) for w in store.writer.queued()]
         assert await store.writer.applied(5)
-        for w in written:  # as a journal replay after a crash would
-            store.writer.put(w)
+        for w in written:  # as a journal replay after a crash would, one written before turns had an outcome
+            store.writer.put({k: v for k, v in w.items() if k not in ("outcome", "end_reason", "kind")})
         assert await store.writer.applied(5)
         call = await stored_call(store, "CAtwice")
         assert call["turn_count"] == 1 and len(call["events"]) == 1
@@ -234,15 +255,27 @@ async def test_the_start_up_sweep_fails_calls_of_a_process_gone_for_long(backend
         await fresh.stop()
 
 
-async def seed(store: CallStore, sid: str, caller: str, started_at: float, outcome: str = "completed",
-               path: str = "streaming", v2vs: tuple[float, ...] = (800.0,)) -> None:
+async def seed(
+    store: CallStore,
+    sid: str,
+    caller: str,
+    started_at: float,
+    outcome: str = "completed",
+    path: str = "streaming",
+    v2vs: tuple[float, ...] = (800.0,),
+) -> None:
     registry = CallRegistry(sink=store, language="en")
     record = begin(registry, sid, caller=caller, started_at=started_at, path=path)
     for i, v2v in enumerate(v2vs, 1):
         store.turn_added(record, turn(i, v2v=v2v), started_at + i)
     record.event("dtmf", digit="1")
-    store.writer.put({"op": "messages", "call_sid": sid, "messages": [
-        {"role": "user", "content": "hi", "created_at": started_at, "uid": sid + "m"}]})
+    store.writer.put(
+        {
+            "op": "messages",
+            "call_sid": sid,
+            "messages": [{"role": "user", "content": "hi", "created_at": started_at, "uid": sid + "m"}],
+        }
+    )
     record.outcome, record.ended_at = outcome, started_at + 60
     registry.end(record)
 
@@ -253,9 +286,11 @@ async def count_rows(store: CallStore, sid: str) -> int:
     async def count(connection):
         total = 0
         for table in (calls, turns, events, conversation_messages):
-            total += (await connection.execute(select(func.count()).select_from(table)
-                                               .where(table.c.call_sid == sid))).scalar_one()
+            total += (
+                await connection.execute(select(func.count()).select_from(table).where(table.c.call_sid == sid))
+            ).scalar_one()
         return total
+
     return await store.read(count)
 
 
@@ -328,6 +363,7 @@ def test_the_default_store_is_a_sqlite_file_in_wal_mode(tmp_path):
     async def start_stop():
         await store.start()
         await store.stop()
+
     asyncio.run(start_stop())
     with sqlite3.connect(tmp_path / "voxline.db") as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

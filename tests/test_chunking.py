@@ -7,7 +7,7 @@ def feed(text: str, step: int = 3) -> list[str]:
     chunker = ClauseChunker()
     pieces: list[str] = []
     for i in range(0, len(text), step):
-        pieces += chunker.push(text[i:i + step])
+        pieces += chunker.push(text[i : i + step])
     return pieces + chunker.flush()
 
 

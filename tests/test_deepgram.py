@@ -24,7 +24,7 @@ def speech(librivox) -> bytes:
 
 
 def frames(ulaw: bytes) -> list[bytes]:
-    return [ulaw[i:i + 160] for i in range(0, len(ulaw), 160)]
+    return [ulaw[i : i + 160] for i in range(0, len(ulaw), 160)]
 
 
 async def talk(stream, ulaw: bytes, silence_frames: int = 5, pace_s: float = 0.0) -> None:
@@ -56,9 +56,18 @@ async def test_the_live_query_the_audio_as_is_and_finalize(speech):
     assert text == fake.transcript
     assert finalize_ms < 100, finalize_ms  # one round trip on loopback
     assert bytes(info["audio"]) == speech + SILENCE * 5  # μ-law exactly as it came: no transcoding
-    assert info["query"] == {"encoding": "mulaw", "sample_rate": "8000", "channels": "1", "model": "nova-3",
-                             "interim_results": "true", "endpointing": "400", "utterance_end_ms": "1000",
-                             "vad_events": "true", "smart_format": "true", "language": "en"}
+    assert info["query"] == {
+        "encoding": "mulaw",
+        "sample_rate": "8000",
+        "channels": "1",
+        "model": "nova-3",
+        "interim_results": "true",
+        "endpointing": "400",
+        "utterance_end_ms": "1000",
+        "vad_events": "true",
+        "smart_format": "true",
+        "language": "en",
+    }
     assert info["controls"] == ["Finalize", "CloseStream"]
     kinds = [m["type"] for m in info["sent"]]
     assert kinds[0] == "SpeechStarted" and "Metadata" == kinds[-1]
@@ -107,8 +116,9 @@ async def test_a_bad_key_fails_at_once_and_is_never_shown(speech):
 async def test_refusals_are_retried_for_a_bounded_time(speech, mode, kind):
     async with FakeDeepgram() as fake:
         fake.mode = mode
-        stt = DeepgramSTT(fake.base_url, API_KEY, "nova-3", retry_window_s=1.0, connect_timeout_s=0.5,
-                          finalize_timeout_s=0.5)
+        stt = DeepgramSTT(
+            fake.base_url, API_KEY, "nova-3", retry_window_s=1.0, connect_timeout_s=0.5, finalize_timeout_s=0.5
+        )
         started = time.monotonic()
         with pytest.raises(ProviderError) as error:
             await stt.transcribe(mulaw.decode(speech), "en")

@@ -12,8 +12,10 @@ import pytest
 from conftest import ACCOUNT_SID, AUTH_TOKEN, RunningServer
 from voxline.audio import mulaw
 from voxline.config import Settings
-from voxline.fakes.deepgram_server import API_KEY as DG_KEY, FakeDeepgram
-from voxline.fakes.elevenlabs_server import API_KEY as XI_KEY, FakeElevenLabs
+from voxline.fakes.deepgram_server import API_KEY as DG_KEY
+from voxline.fakes.deepgram_server import FakeDeepgram
+from voxline.fakes.elevenlabs_server import API_KEY as XI_KEY
+from voxline.fakes.elevenlabs_server import FakeElevenLabs
 from voxline.fakes.openai_server import API_KEY, FakeOpenAI
 from voxline.simulator.caller import CallerTurn, SimulatedCall
 from voxline.simulator.voices import speech_from_wav
@@ -45,15 +47,25 @@ class Providers:
     def __init__(self, deepgram: FakeDeepgram, openai: FakeOpenAI, eleven: FakeElevenLabs) -> None:
         self.deepgram, self.openai, self.eleven = deepgram, openai, eleven
 
-    def server(self, tmp_path, endpointing: int = 300, early: int = 5, fallback: str = "",
-               voice_fallback: str = "") -> RunningServer:
+    def server(
+        self, tmp_path, endpointing: int = 300, early: int = 5, fallback: str = "", voice_fallback: str = ""
+    ) -> RunningServer:
         agent = tmp_path / "agent.toml"
-        agent.write_text(AGENT.format(endpointing=endpointing, early=early, fallback=fallback,
-                                      voice_fallback=voice_fallback))
-        settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, data_dir=tmp_path / "data",
-                            agent_file=agent, OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=self.openai.base_url,
-                            ELEVENLABS_API_KEY=XI_KEY, ELEVENLABS_BASE_URL=self.eleven.base_url,
-                            DEEPGRAM_API_KEY=DG_KEY, DEEPGRAM_BASE_URL=self.deepgram.base_url)
+        agent.write_text(
+            AGENT.format(endpointing=endpointing, early=early, fallback=fallback, voice_fallback=voice_fallback)
+        )
+        settings = Settings(
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            data_dir=tmp_path / "data",
+            agent_file=agent,
+            OPENAI_API_KEY=API_KEY,
+            OPENAI_BASE_URL=self.openai.base_url,
+            ELEVENLABS_API_KEY=XI_KEY,
+            ELEVENLABS_BASE_URL=self.eleven.base_url,
+            DEEPGRAM_API_KEY=DG_KEY,
+            DEEPGRAM_BASE_URL=self.deepgram.base_url,
+        )
         return RunningServer(settings)
 
 
@@ -147,8 +159,12 @@ async def test_without_a_fallback_the_caller_hears_an_apology_and_the_call_goes_
     await asyncio.to_thread(server.start)
     try:
         recovering = asyncio.create_task(recover_after_the_failed_turn())
-        result = await call.run([CallerTurn("first", speech_from_wav(librivox["0880"])),
-                                 CallerTurn("second", speech_from_wav(librivox["0930"]))])
+        result = await call.run(
+            [
+                CallerTurn("first", speech_from_wav(librivox["0880"])),
+                CallerTurn("second", speech_from_wav(librivox["0930"])),
+            ]
+        )
         await recovering
         record = await server.wait_record_closed(result.call_sid)
     finally:
@@ -163,8 +179,9 @@ async def test_without_a_fallback_the_caller_hears_an_apology_and_the_call_goes_
 
 
 async def test_a_failing_voice_hands_the_reply_to_its_fallback(providers, librivox, prompts, tmp_path):
-    server = providers.server(tmp_path, voice_fallback='fallback = "openai"\nfallback_model = "tts-1"\n'
-                                                      'fallback_voice = "alloy"')
+    server = providers.server(
+        tmp_path, voice_fallback='fallback = "openai"\nfallback_model = "tts-1"\nfallback_voice = "alloy"'
+    )
     providers.openai.speech = speech_from_wav(prompts / "hello-world.wav")
     await asyncio.to_thread(server.start)  # the fixed phrases are rendered by ElevenLabs
     providers.eleven.mode = "unauthorized"  # then the key is revoked

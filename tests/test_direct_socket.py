@@ -69,7 +69,7 @@ class Server:
         self._server = uvicorn.Server(uvicorn_config(app, settings, "127.0.0.1", self.port))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -101,8 +101,12 @@ class Client:
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.sock.sendall(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         self.buffer = b""
         while b"\r\n\r\n" not in self.buffer:
             self.buffer += self.sock.recv(4096)
@@ -114,7 +118,7 @@ class Client:
             self.sock.sendall(data)
             return
         for at in range(0, len(data), piece):
-            self.sock.sendall(data[at:at + piece])
+            self.sock.sendall(data[at : at + piece])
             time.sleep(0.001)
 
     def _read(self, n: int) -> bytes:
@@ -171,8 +175,9 @@ def test_control_frames_and_fragments_go_through_the_state_machine() -> None:
         client = Client(server.port)
         client.send(client_frame(0x1, b"before"))
         client.send(client_frame(0x9, b"are you there"))  # ping
-        client.send(client_frame(0x1, b"frag", fin=False) + client_frame(0x0, b"ment", fin=False)
-                    + client_frame(0x0, b"ed"))
+        client.send(
+            client_frame(0x1, b"frag", fin=False) + client_frame(0x0, b"ment", fin=False) + client_frame(0x0, b"ed")
+        )
         client.send(client_frame(0x2, b"\x00\x01\x02"))
         client.send(client_frame(0x1, b"after"))
         wait_for(lambda: len(server.recorders[0].texts) == 3)
@@ -187,13 +192,16 @@ def test_control_frames_and_fragments_go_through_the_state_machine() -> None:
         wait_for(recorder.closed.is_set)
 
 
-@pytest.mark.parametrize("frame, code", [
-    (client_frame(0x1, b"x" * 5000), 1009),  # over ws_max_size
-    (client_frame(0x1, b"unmasked", masked=False), 1002),
-    (client_frame(0x1, b"\xff\xfe not UTF-8"), 1007),
-    (client_frame(0x1, b"reserved bit", rsv=0x40), 1002),
-    (client_frame(0x1, b"boom"), 1011),  # the receiver raised
-])
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        (client_frame(0x1, b"x" * 5000), 1009),  # over ws_max_size
+        (client_frame(0x1, b"unmasked", masked=False), 1002),
+        (client_frame(0x1, b"\xff\xfe not UTF-8"), 1007),
+        (client_frame(0x1, b"reserved bit", rsv=0x40), 1002),
+        (client_frame(0x1, b"boom"), 1011),  # the receiver raised
+    ],
+)
 def test_bad_frames_close_the_connection_with_the_right_code(frame: bytes, code: int) -> None:
     with Server() as server:
         client = Client(server.port)

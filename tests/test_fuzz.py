@@ -28,31 +28,63 @@ pytestmark = pytest.mark.e2e
 STREAM = "MZ" + "f" * 32
 CALL = "CA" + "e" * 32
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                           lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-                           max_leaves=10)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=10,
+)
 stream_sids = st.sampled_from([STREAM, "MZ" + "0" * 32, "", "x"])
 
 
 def valid(event: str, sid: str, data) -> dict:
     seq = str(data.draw(st.integers(1, 10_000)))
     if event == "connected":
-        return {"event": "connected", "protocol": "Call", "version": data.draw(st.sampled_from(["1.0.0", "0.2.0", "9"]))}
+        return {
+            "event": "connected",
+            "protocol": "Call",
+            "version": data.draw(st.sampled_from(["1.0.0", "0.2.0", "9"])),
+        }
     if event == "start":
-        return {"event": "start", "sequenceNumber": seq, "streamSid": sid, "start": {
-            "accountSid": "AC" + "1" * 32, "streamSid": sid, "callSid": CALL, "tracks": ["inbound"],
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            "customParameters": data.draw(st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3))}}
+        return {
+            "event": "start",
+            "sequenceNumber": seq,
+            "streamSid": sid,
+            "start": {
+                "accountSid": "AC" + "1" * 32,
+                "streamSid": sid,
+                "callSid": CALL,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": data.draw(st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)),
+            },
+        }
     if event == "media":
         payload = base64.b64encode(data.draw(st.binary(max_size=480))).decode()
-        return {"event": "media", "sequenceNumber": seq, "streamSid": sid, "media": {
-            "track": data.draw(st.sampled_from(["inbound", "outbound", "x"])), "chunk": seq, "timestamp": seq,
-            "payload": payload}}
+        return {
+            "event": "media",
+            "sequenceNumber": seq,
+            "streamSid": sid,
+            "media": {
+                "track": data.draw(st.sampled_from(["inbound", "outbound", "x"])),
+                "chunk": seq,
+                "timestamp": seq,
+                "payload": payload,
+            },
+        }
     if event == "mark":
-        return {"event": "mark", "sequenceNumber": seq, "streamSid": sid, "mark": {"name": data.draw(st.text(max_size=10))}}
+        return {
+            "event": "mark",
+            "sequenceNumber": seq,
+            "streamSid": sid,
+            "mark": {"name": data.draw(st.text(max_size=10))},
+        }
     if event == "dtmf":
-        return {"event": "dtmf", "sequenceNumber": seq, "streamSid": sid,
-                "dtmf": {"track": "inbound_track", "digit": data.draw(st.sampled_from(list("0123456789*#")))}}
+        return {
+            "event": "dtmf",
+            "sequenceNumber": seq,
+            "streamSid": sid,
+            "dtmf": {"track": "inbound_track", "digit": data.draw(st.sampled_from(list("0123456789*#")))},
+        }
     return {"event": "stop", "sequenceNumber": seq, "streamSid": sid, "stop": {"accountSid": "AC1", "callSid": CALL}}
 
 
@@ -75,8 +107,11 @@ def frames(draw):
         return draw(st.text(max_size=200))
     if kind == "json":
         return json.dumps(draw(json_values))
-    message = valid(draw(st.sampled_from(["connected", "start", "media", "media", "mark", "dtmf", "stop"])),
-                    draw(stream_sids), draw(st.data()))
+    message = valid(
+        draw(st.sampled_from(["connected", "start", "media", "media", "mark", "dtmf", "stop"])),
+        draw(stream_sids),
+        draw(st.data()),
+    )
     return json.dumps(mutate(message, draw(st.data())) if kind == "mutated" else message)
 
 
@@ -117,7 +152,9 @@ def test_arbitrary_message_sequences_never_hurt_the_server(server, librivox):
 
     async def afterwards():
         await settle(server, baseline_tasks)
-        return await SimulatedCall(server.url, AUTH_TOKEN).run([CallerTurn("healthy", speech_from_wav(librivox["0930"]))])
+        return await SimulatedCall(server.url, AUTH_TOKEN).run(
+            [CallerTurn("healthy", speech_from_wav(librivox["0930"]))]
+        )
 
     result = asyncio.run(afterwards())
     assert result.turns[0].latency_s is not None
@@ -128,16 +165,23 @@ def test_arbitrary_message_sequences_never_hurt_the_server(server, librivox):
 
 
 form_values = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
-recording_urls = st.sampled_from(["", "not a url", "http://127.0.0.1:9/Recordings/RE1", "ftp://127.0.0.1/x",
-                                  "http://[::1", "http://127.0.0.1:1/%%%"])
+recording_urls = st.sampled_from(
+    ["", "not a url", "http://127.0.0.1:9/Recordings/RE1", "ftp://127.0.0.1/x", "http://[::1", "http://127.0.0.1:1/%%%"]
+)
 
 
 def test_arbitrary_webhook_requests_get_clean_answers(server):
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(path=st.sampled_from(["/voice-stream", "/voice", "/voice/recording"]),
-           params=st.dictionaries(st.sampled_from(["CallSid", "From", "To", "Digits", "RecordingDuration",
-                                                   "CallStatus", "Extra"]), form_values, max_size=6),
-           recording_url=recording_urls, signed=st.booleans())
+    @given(
+        path=st.sampled_from(["/voice-stream", "/voice", "/voice/recording"]),
+        params=st.dictionaries(
+            st.sampled_from(["CallSid", "From", "To", "Digits", "RecordingDuration", "CallStatus", "Extra"]),
+            form_values,
+            max_size=6,
+        ),
+        recording_url=recording_urls,
+        signed=st.booleans(),
+    )
     def fuzz(path, params, recording_url, signed):
         params = {**params, "RecordingUrl": recording_url}
         headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, server.url + path, params)} if signed else {}

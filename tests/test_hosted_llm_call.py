@@ -25,10 +25,13 @@ async def test_hosted_llm_answers_and_a_failing_one_gets_an_apology(server, make
     async with FakeOpenAI() as fake:
         hosted = make_server(stack=dataclasses.replace(server.services.stack))
         # Through the server's own pooled session, made on the server's event loop, as a hosted LLM in its stack is.
-        hosted.services.stack.llm = OpenAICompatibleChat(hosted.services.http, fake.base_url, API_KEY, "gpt-test",
-                                                         retry_window_s=0.5)
-        turns = [CallerTurn("first", speech_from_wav(librivox["0880"])),
-                 CallerTurn("second", speech_from_wav(librivox["0930"]))]
+        hosted.services.stack.llm = OpenAICompatibleChat(
+            hosted.services.http, fake.base_url, API_KEY, "gpt-test", retry_window_s=0.5
+        )
+        turns = [
+            CallerTurn("first", speech_from_wav(librivox["0880"])),
+            CallerTurn("second", speech_from_wav(librivox["0930"])),
+        ]
         call = SimulatedCall(hosted.url, AUTH_TOKEN)
 
         async def fail_second_turn():

@@ -10,10 +10,11 @@ import aiohttp
 import numpy as np
 import pytest
 
-from voxline.fakes.elevenlabs_server import API_KEY as XI_KEY, FakeElevenLabs
-from voxline.fakes.openai_server import API_KEY, FakeOpenAI
 from voxline.audio import mulaw
 from voxline.errors import ProviderError
+from voxline.fakes.elevenlabs_server import API_KEY as XI_KEY
+from voxline.fakes.elevenlabs_server import FakeElevenLabs
+from voxline.fakes.openai_server import API_KEY, FakeOpenAI
 from voxline.simulator.voices import speech_from_wav
 from voxline.stt.openai_stt import OpenAICompatibleSTT
 from voxline.tts.hosted_tts import ElevenLabsTTS, OpenAICompatibleTTS
@@ -55,8 +56,12 @@ async def test_openai_speech_pcm_is_resampled_for_the_phone(prompts):
     async with FakeOpenAI() as fake, aiohttp.ClientSession() as http:
         fake.speech = speech_from_wav(prompts / "hello-world.wav")
         audio = await OpenAICompatibleTTS(http, fake.base_url, API_KEY, "tts-1", "alloy").synthesize("Hello world.")
-    assert fake.requests[0]["body"] == {"model": "tts-1", "input": "Hello world.", "voice": "alloy",
-                                        "response_format": "pcm"}
+    assert fake.requests[0]["body"] == {
+        "model": "tts-1",
+        "input": "Hello world.",
+        "voice": "alloy",
+        "response_format": "pcm",
+    }
     duration = len(audio) / 8000
     assert abs(duration - fake.speech.size / 8000) < 0.15  # trimmed, plus a short trailing pause
     assert np.abs(mulaw.decode(audio).astype(np.int32)).max() > 3000
@@ -65,21 +70,34 @@ async def test_openai_speech_pcm_is_resampled_for_the_phone(prompts):
 @pytest.mark.e2e
 async def test_a_call_with_every_stage_on_hosted_providers(librivox, prompts, tmp_path):
     from conftest import ACCOUNT_SID, AUTH_TOKEN, RunningServer
-    from voxline.fakes.elevenlabs_server import FakeElevenLabs
     from voxline.config import Settings
+    from voxline.fakes.elevenlabs_server import FakeElevenLabs
     from voxline.simulator.caller import CallerTurn, SimulatedCall
 
     async with FakeOpenAI() as openai, FakeElevenLabs() as eleven:
         eleven.speech = speech_from_wav(prompts / "hello-world.wav")
-        settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, data_dir=tmp_path,
-                            stt="openai", stt_model="whisper-1", llm="openai", llm_model="gpt-test",
-                            tts="elevenlabs", tts_model="eleven_flash_v2_5", tts_voice="voice123",
-                            OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=openai.base_url,
-                            ELEVENLABS_API_KEY=XI_KEY, ELEVENLABS_BASE_URL=eleven.base_url)
+        settings = Settings(
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            data_dir=tmp_path,
+            stt="openai",
+            stt_model="whisper-1",
+            llm="openai",
+            llm_model="gpt-test",
+            tts="elevenlabs",
+            tts_model="eleven_flash_v2_5",
+            tts_voice="voice123",
+            OPENAI_API_KEY=API_KEY,
+            OPENAI_BASE_URL=openai.base_url,
+            ELEVENLABS_API_KEY=XI_KEY,
+            ELEVENLABS_BASE_URL=eleven.base_url,
+        )
         server = RunningServer(settings)
         await asyncio.to_thread(server.start)
         try:
-            result = await SimulatedCall(server.url, AUTH_TOKEN).run([CallerTurn("q", speech_from_wav(librivox["0880"]))])
+            result = await SimulatedCall(server.url, AUTH_TOKEN).run(
+                [CallerTurn("q", speech_from_wav(librivox["0880"]))]
+            )
             record = await server.wait_record_closed(result.call_sid)
         finally:
             await asyncio.to_thread(server.stop)

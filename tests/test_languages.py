@@ -21,8 +21,12 @@ DEVANAGARI = re.compile(r"[\u0900-\u097F]")
 @pytest.fixture(scope="module")
 def bilingual(tmp_path_factory):
     agent_file = resources.files("voxline.agents").joinpath("bilingual.toml")
-    settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, agent_file=str(agent_file),
-                        data_dir=tmp_path_factory.mktemp("bilingual"))
+    settings = Settings(
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        agent_file=str(agent_file),
+        data_dir=tmp_path_factory.mktemp("bilingual"),
+    )
     running = RunningServer(settings)
     running.start()
     yield running
@@ -39,12 +43,15 @@ async def test_pressing_2_switches_the_call_to_hindi(bilingual, librivox):
     stack = bilingual.services.stack
     assert stack.stt_for("hi").name == "whisper-base" and stack.stt_for("en").name == "whisper-tiny.en"
     assert stack.tts_for("hi").name == "espeak-ng:hi"
-    turns = [CallerTurn("press 2", np.zeros(0, np.int16), dtmf="2"),
-             CallerTurn("question", speech_from_wav(librivox["0880"]))]
+    turns = [
+        CallerTurn("press 2", np.zeros(0, np.int16), dtmf="2"),
+        CallerTurn("question", speech_from_wav(librivox["0880"])),
+    ]
     result = await SimulatedCall(bilingual.url, AUTH_TOKEN).run(turns)
     record = await bilingual.wait_record_closed(result.call_sid)
-    assert {"kind": "language", "language": "hi", "by": "keypad"}.items() <= \
-        next(e for e in record.events if e["kind"] == "language").items()
+    assert {"kind": "language", "language": "hi", "by": "keypad"}.items() <= next(
+        e for e in record.events if e["kind"] == "language"
+    ).items()
     confirmation = bilingual.services.agent.languages["hi"].confirmation
     assert confirmation in [m["content"] for m in record.history]  # Devanagari kept intact
     assert result.turns[0].reply_audible_at is not None  # the confirmation was spoken

@@ -33,8 +33,9 @@ def words(text: str) -> set[str]:
 async def post_webhook(url: str, call_sid: str, path: str = "/voice-stream") -> str:
     params = {"CallSid": call_sid, "From": "+15005550006", "To": "+15005550001"}
     async with httpx.AsyncClient() as client:
-        response = await client.post(url + path, data=params,
-                                     headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url + path, params)})
+        response = await client.post(
+            url + path, data=params, headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url + path, params)}
+        )
     response.raise_for_status()
     return response.text
 
@@ -48,6 +49,7 @@ async def test_over_capacity_callers_hear_busy_and_are_hung_up(make_server):
     async with httpx.AsyncClient() as client:
         busy = await client.get(second.find("Play").text)
     from voxline.telephony.recordings import decode_wav
+
     assert {"busy", "call", "back"} <= words(server.transcribe(decode_wav(busy.content)))
     # a stream opened without a webhook cannot get past the limit either
     ws_url = server.url.replace("http", "ws", 1) + "/media-stream"
@@ -87,8 +89,9 @@ async def test_a_call_past_its_maximum_duration_is_ended_with_a_goodbye(make_ser
 
 def test_serve_refuses_to_start_without_an_auth_token():
     env = {k: v for k, v in os.environ.items() if k != "TWILIO_AUTH_TOKEN"}
-    done = subprocess.run([str(VOXLINE), "serve", "--port", str(free_port())], env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [str(VOXLINE), "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "TWILIO_AUTH_TOKEN" in done.stdout + done.stderr and "--dev" in done.stdout + done.stderr
 
@@ -96,12 +99,18 @@ def test_serve_refuses_to_start_without_an_auth_token():
 async def test_sigterm_lets_the_call_finish_its_turn_then_exits_cleanly(librivox, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "VOXLINE_PUBLIC_URL": url,
-           "VOXLINE_DATA_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "VOXLINE_PUBLIC_URL": url,
+        "VOXLINE_DATA_DIR": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+    }
     log_path = tmp_path / "server.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen([str(VOXLINE), "serve", "--port", str(port)], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(VOXLINE), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         await wait_until_ready(url, 180)
         call = SimulatedCall(url, AUTH_TOKEN)
@@ -130,7 +139,7 @@ async def test_sigterm_lets_the_call_finish_its_turn_then_exits_cleanly(librivox
 
 def server_transcribe(result) -> str:
     from voxline.engine import files
-    from voxline.engine.pool import ModelPool
+    from voxline.providers.pool import ModelPool
     from voxline.stt.whisper import WhisperSTT
 
     return WhisperSTT(files.whisper_tiny_en_dir(), ModelPool(1), 1).transcribe_blocking(result.heard(), "en")
@@ -140,8 +149,13 @@ def test_dev_mode_starts_without_a_token_and_says_so_loudly(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "TWILIO_AUTH_TOKEN"}
     env.update(VOXLINE_DATA_DIR=str(tmp_path), HF_HUB_OFFLINE="1")
-    process = subprocess.Popen([str(VOXLINE), "serve", "--dev", "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [str(VOXLINE), "serve", "--dev", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -51,12 +51,19 @@ def test_dtmf_mark_stop():
     assert m.parse(STOP) == m.Stop(STREAM, "CA45397943c1c7a49f7b7713c230107a39")
 
 
-@pytest.mark.parametrize("bad", [
-    "not json", "[1,2]", '{"event":"bogus"}', '{"event":"media","streamSid":"MZ1"}',
-    '{"event":"media","streamSid":"MZ1","media":{"payload":"***not base64***"}}',
-    '{"event":"start","start":{"callSid":"CA1"}}', '{"event":"mark","streamSid":"MZ1","mark":{}}',
-    '{"event":"media","streamSid":"MZ1","media":{"payload":"' + "A" * 20000 + '"}}',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not json",
+        "[1,2]",
+        '{"event":"bogus"}',
+        '{"event":"media","streamSid":"MZ1"}',
+        '{"event":"media","streamSid":"MZ1","media":{"payload":"***not base64***"}}',
+        '{"event":"start","start":{"callSid":"CA1"}}',
+        '{"event":"mark","streamSid":"MZ1","mark":{}}',
+        '{"event":"media","streamSid":"MZ1","media":{"payload":"' + "A" * 20000 + '"}}',
+    ],
+)
 def test_malformed_messages_raise_protocol_error(bad):
     with pytest.raises(m.ProtocolError):
         m.parse(bad)
@@ -70,6 +77,10 @@ def test_outbound_media_has_exactly_the_documented_fields():
 
 
 def test_outbound_mark_and_clear():
-    assert json.loads(m.mark_message(STREAM, "t1p0m1")) == {"event": "mark", "streamSid": STREAM, "mark": {"name": "t1p0m1"}}
+    assert json.loads(m.mark_message(STREAM, "t1p0m1")) == {
+        "event": "mark",
+        "streamSid": STREAM,
+        "mark": {"name": "t1p0m1"},
+    }
     assert json.loads(m.clear_message(STREAM)) == {"event": "clear", "streamSid": STREAM}
     assert " " not in m.clear_message(STREAM)

@@ -7,32 +7,51 @@ import base64
 import json
 import time
 
-from voxline.playout.pacer import Pacer, Piece, PlayoutListener
+import pytest
+
+from scripted import on_fake_time
+from voxline.playout.pacer import FirstFrameSent, Pacer, Piece
+from voxline.telephony.line import TwilioLine
 
 STREAM = "MZ" + "a" * 32
+pytestmark = pytest.mark.unit
 
 
 class Line:
-    """Records what the pacer sends, with the time it was sent."""
+    """Records what the pacer sends through the Twilio serializer, with the time it was sent."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[float, dict]] = []
         self.t0 = time.monotonic()
+        self.twilio = TwilioLine(STREAM, self.send)
 
     async def send(self, text: str) -> None:
-        self.sent.append((time.monotonic() - self.t0, json.loads(text)))
+        self.sent.append((asyncio.get_running_loop().time() - self.t0, json.loads(text)))
 
     def media(self) -> list[tuple[float, int]]:
         return [(t, len(base64.b64decode(m["media"]["payload"]))) for t, m in self.sent if m["event"] == "media"]
 
 
-def piece(turn: int, index: int, seconds: float, text: str = "one two three four five six seven eight nine ten") -> Piece:
+def pacer_on(line: Line, events=None) -> Pacer:
+    line.t0 = asyncio.get_running_loop().time()
+    loop = asyncio.get_running_loop()
+    return Pacer(line.twilio, 200, events or (lambda event: None), clock=loop.time)
+
+
+def piece(
+    turn: int, index: int, seconds: float, text: str = "one two three four five six seven eight nine ten"
+) -> Piece:
     return Piece(turn=turn, index=index, text=text, audio=b"\x10" * int(8000 * seconds))
 
 
-async def test_audio_is_paced_in_whole_frames_with_a_mark_after_each_piece():
+def test_audio_is_paced_in_whole_frames_with_a_mark_after_each_piece():
+    on_fake_time(_paced)
+
+
+async def _paced():
     line = Line()
-    pacer = Pacer(STREAM, line.send, 200, PlayoutListener())
+    firsts: list[FirstFrameSent] = []
+    pacer = pacer_on(line, firsts.append)
     runner = asyncio.create_task(pacer.run())
     pacer.enqueue(piece(1, 0, 0.6))
     pacer.enqueue(piece(1, 1, 0.403))  # not a whole number of frames: padded
@@ -51,32 +70,45 @@ async def test_audio_is_paced_in_whole_frames_with_a_mark_after_each_piece():
     marks = [m["mark"]["name"] for _, m in line.sent if m["event"] == "mark"]
     assert len(marks) == 2 and events[-1] == "mark"
     first_mark = events.index("mark")
-    assert sum(size for _, m in line.sent[:first_mark] if m["event"] == "media"
-               for size in [len(base64.b64decode(m["media"]["payload"]))]) == 4800  # after the first piece
+    assert (
+        sum(
+            size
+            for _, m in line.sent[:first_mark]
+            if m["event"] == "media"
+            for size in [len(base64.b64decode(m["media"]["payload"]))]
+        )
+        == 4800
+    )  # after the first piece
     assert all(set(m) == {"event", "streamSid", "media"} for _, m in line.sent if m["event"] == "media")
+    assert [e.piece.index for e in firsts] == [0, 1] and firsts[0].at == pytest.approx(line.t0)
 
 
-async def test_marks_report_played_pieces_and_idle():
+def test_marks_report_played_pieces_and_idle():
+    on_fake_time(_marks)
+
+
+async def _marks():
     line = Line()
-    played: list[int] = []
-    idle: list[bool] = []
-    pacer = Pacer(STREAM, line.send, 200, PlayoutListener(on_played=lambda p: played.append(p.index),
-                                                         on_idle=lambda: idle.append(True)))
+    pacer = pacer_on(line)
     runner = asyncio.create_task(pacer.run())
     pacer.enqueue(piece(1, 0, 0.1))
     pacer.enqueue(piece(1, 1, 0.1))
     await asyncio.sleep(0.05)
     marks = [m["mark"]["name"] for _, m in line.sent if m["event"] == "mark"]
     assert len(marks) == 2 and pacer.busy
-    assert pacer.on_mark(marks[1]).index == 1  # a later mark implies the earlier ones were played
-    assert played == [0, 1] and idle and not pacer.busy
-    assert pacer.on_mark("unknown") is None
+    played = pacer.on_mark(marks[1])  # a later mark implies the earlier ones were played
+    assert [p.index for p in played] == [0, 1] and not pacer.busy
+    assert pacer.on_mark("unknown") == []
     runner.cancel()
 
 
-async def test_interrupt_clears_and_estimates_what_was_heard():
+def test_interrupt_clears_and_estimates_what_was_heard():
+    on_fake_time(_interrupt)
+
+
+async def _interrupt():
     line = Line()
-    pacer = Pacer(STREAM, line.send, 200, PlayoutListener())
+    pacer = pacer_on(line)
     runner = asyncio.create_task(pacer.run())
     first, second = piece(2, 0, 1.0), piece(2, 1, 1.0)
     pacer.enqueue(first)

@@ -10,11 +10,13 @@ import aiohttp
 import pytest
 
 from voxline.config import Settings, effective_agent, load_agent
+from voxline.engine.fallback import FallbackChat, FallbackTTS, report_fallbacks_to
 from voxline.errors import ProviderError
-from voxline.fakes.elevenlabs_server import API_KEY as XI_KEY, FakeElevenLabs
+from voxline.fakes.elevenlabs_server import API_KEY as XI_KEY
+from voxline.fakes.elevenlabs_server import FakeElevenLabs
 from voxline.fakes.openai_server import API_KEY, FakeOpenAI
+from voxline.llm.events import texts
 from voxline.llm.openai_compat import OpenAICompatibleChat
-from voxline.providers.fallback import FallbackChat, FallbackTTS, report_fallbacks_to
 from voxline.simulator.voices import speech_from_wav
 from voxline.tts.cache import AudioCache, CachedTTS
 from voxline.tts.hosted_tts import ElevenLabsTTS
@@ -75,7 +77,7 @@ async def test_fallbacks_take_the_turn_and_report_it_to_the_call(prompts):
             tts = FallbackTTS(_Failing(), ElevenLabsTTS(http, eleven_fake.base_url, XI_KEY, "v", "m"))
             llm = FallbackChat(_Failing(), OpenAICompatibleChat(http, openai_fake.base_url, API_KEY, "gpt-test"))
             audio = await tts.synthesize("Hello world.")
-            reply = "".join([t async for t in llm.stream([{"role": "user", "content": "hi"}], 40, 0.0)])
+            reply = "".join([t async for t in texts(llm.stream([{"role": "user", "content": "hi"}], 40, 0.0))])
             return audio, reply
 
         audio, reply = await asyncio.create_task(call())
@@ -84,23 +86,34 @@ async def test_fallbacks_take_the_turn_and_report_it_to_the_call(prompts):
 
 
 def test_selection_by_environment_and_secrets_stay_secret(tmp_path):
-    settings = Settings(stt="deepgram", tts="sarvam", DEEPGRAM_API_KEY="dg-secret", SARVAM_API_KEY="sv-secret",
-                        DEEPGRAM_BASE_URL="ws://127.0.0.1:9", SARVAM_BASE_URL="http://127.0.0.1:9", data_dir=tmp_path)
+    settings = Settings(
+        stt="deepgram",
+        tts="sarvam",
+        DEEPGRAM_API_KEY="dg-secret",
+        SARVAM_API_KEY="sv-secret",
+        DEEPGRAM_BASE_URL="ws://127.0.0.1:9",
+        SARVAM_BASE_URL="http://127.0.0.1:9",
+        data_dir=tmp_path,
+    )
     agent = effective_agent(load_agent(None), settings)
     assert (agent.stt.provider, agent.stt.model) == ("deepgram", "nova-3")
     assert (agent.voice.engine, agent.voice.model, agent.voice.voice) == ("sarvam", "bulbul:v2", "anushka")
     assert "dg-secret" not in repr(settings) and "sv-secret" not in repr(settings)
     assert settings.deepgram_base_url == "ws://127.0.0.1:9"
     with pytest.raises(ValueError):
-        effective_agent(load_agent(None).model_copy(update={"stt": agent.stt.model_copy(
-            update={"fallback": "deepgram"})}), Settings(data_dir=tmp_path))
+        effective_agent(
+            load_agent(None).model_copy(update={"stt": agent.stt.model_copy(update={"fallback": "deepgram"})}),
+            Settings(data_dir=tmp_path),
+        )
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.stem)
 def test_every_example_agent_file_loads(path, tmp_path):
     agent = effective_agent(load_agent(path), Settings(data_dir=tmp_path))
     assert agent.greeting and agent.system_prompt
-    assert not re.search(r"(?im)^\s*\w*(api_key|auth_token|secret)\w*\s*=", path.read_text())  # secrets: environment only
+    assert not re.search(
+        r"(?im)^\s*\w*(api_key|auth_token|secret)\w*\s*=", path.read_text()
+    )  # secrets: environment only
 
 
 def test_the_examples_cover_every_hosted_provider():

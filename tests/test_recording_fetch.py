@@ -7,7 +7,7 @@ a redirect) and its media storage on another origin (which must never see the cr
 from __future__ import annotations
 
 import base64
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import numpy as np
@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from voxline.audio import mulaw
-from voxline.playout.audio_files import wav_bytes
+from voxline.audio.wav import wav_bytes
 from voxline.telephony.recordings import RecordingFetcher, RecordingUnavailable
 
 ACCOUNT_SID = "AC" + "1" * 32
@@ -37,7 +37,7 @@ class Loopback:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
-    async def __aenter__(self) -> "Loopback":
+    async def __aenter__(self) -> Loopback:
         self._runner = web.AppRunner(self.app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

@@ -37,8 +37,10 @@ def record_verb(twiml: str) -> ET.Element:
 
 
 async def test_recorded_conversation_with_real_speech(server, librivox, artifacts):
-    turns = [CallerTurn("young-man", speech_from_wav(librivox["0880"])),
-             CallerTurn("amiable", speech_from_wav(librivox["0930"]))]
+    turns = [
+        CallerTurn("young-man", speech_from_wav(librivox["0880"])),
+        CallerTurn("amiable", speech_from_wav(librivox["0930"])),
+    ]
     result = await RecordedCall(server.url, AUTH_TOKEN, ACCOUNT_SID).run(turns)
     heard = np.concatenate([result.greeting_audio, *[t.reply_audio for t in result.turns]])
     write_wav(artifacts / "recorded_call.wav", heard, TELEPHONY_RATE)
@@ -46,8 +48,14 @@ async def test_recorded_conversation_with_real_speech(server, librivox, artifact
     greeting = server.transcribe(result.greeting_audio)
     assert len(words(greeting) & {"thank", "calling", "sunrise", "dental", "help", "today"}) >= 4, greeting
     record = record_verb(result.turns[0].twiml)
-    assert record.attrib == {"action": f"{server.url}/voice/recording", "method": "POST", "timeout": "1",
-                             "maxLength": "30", "playBeep": "false", "trim": "trim-silence"}
+    assert record.attrib == {
+        "action": f"{server.url}/voice/recording",
+        "method": "POST",
+        "timeout": "1",
+        "maxLength": "30",
+        "playBeep": "false",
+        "trim": "trim-silence",
+    }
 
     stored = stored_history(server, result.call_sid)
     assert [m["role"] for m in stored] == ["assistant", "user", "assistant", "user", "assistant"]
@@ -109,12 +117,42 @@ async def test_audio_urls_are_unguessable_expire_and_read_nothing_else(server, t
     async with httpx.AsyncClient() as client:
         ok = await client.get(f"{server.url}/audio/{token}.wav")
         assert ok.status_code == 200 and ok.content[:4] == b"RIFF"
-        for bad in ["../voxline.db", "..%2Fvoxline.db", "%2e%2e%2fvoxline.db", "x" * 32 + ".wav",
-                    token, token + ".txt", token[:-1] + "/.wav"]:
+        for bad in [
+            "../voxline.db",
+            "..%2Fvoxline.db",
+            "%2e%2e%2fvoxline.db",
+            "x" * 32 + ".wav",
+            token,
+            token + ".txt",
+            token[:-1] + "/.wav",
+        ]:
             assert (await client.get(f"{server.url}/audio/{bad}")).status_code == 404, bad
         expired = audio.folder / f"{token}.wav"
         old = time.time() - audio.ttl_s - 5
         import os
+
         os.utime(expired, (old, old))
         assert (await client.get(f"{server.url}/audio/{token}.wav")).status_code == 404
     assert not expired.exists()
+
+
+async def test_a_failing_hosted_stt_gets_an_apology_not_an_http_500(server, make_server, librivox):
+    """VOXLINE_STT=openai with nothing listening at OPENAI_BASE_URL: the caller hears the apology,
+    the next <Record> follows, and the failure is recorded (it used to answer Twilio with HTTP 500)."""
+    import dataclasses
+
+    from voxline.stt.openai_stt import OpenAICompatibleSTT
+
+    failing = make_server(stack=dataclasses.replace(server.services.stack))
+    failing.services.stack.stt = OpenAICompatibleSTT(
+        failing.services.http, "http://127.0.0.1:9/v1", "sk-test", "whisper-1", timeout_s=1.0, retry_window_s=0.5
+    )
+    turn = CallerTurn("unheard", speech_from_wav(librivox["0930"]))
+    result = await RecordedCall(failing.url, AUTH_TOKEN, ACCOUNT_SID).run([turn])
+    apology = server.transcribe(result.turns[0].reply_audio)  # with the embedded STT
+    assert {"sorry", "trouble"} <= words(apology), apology
+    record_verb(result.turns[0].twiml)  # the call goes on
+    call = failing.record(result.call_sid)
+    [error] = [e for e in call.events if e["kind"] == "error"]
+    assert error["stage"] == "stt" and error["error_kind"] == "connection", error
+    assert len(stored_history(failing, result.call_sid)) == 1  # only the greeting: nothing was answered

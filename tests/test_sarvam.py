@@ -14,8 +14,9 @@ import pytest
 from voxline.audio import mulaw
 from voxline.errors import ProviderError
 from voxline.fakes.sarvam_server import API_KEY, FakeSarvam
+from voxline.providers.sarvam import sarvam_language
 from voxline.simulator.voices import speech_from_wav
-from voxline.stt.sarvam_stt import SarvamSTT, sarvam_language
+from voxline.stt.sarvam_stt import SarvamSTT
 from voxline.tts.sarvam_tts import SarvamTTS
 
 HINDI_REPLY = "शनिवार को हम सुबह दस बजे से दोपहर दो बजे तक खुले हैं।"
@@ -43,8 +44,13 @@ async def test_speech_is_asked_at_8khz_and_decoded_from_base64_wav(prompts):
         fake.speech = speech_from_wav(prompts / "hello-world.wav")
         tts = SarvamTTS(http, fake.base_url, API_KEY, "bulbul:v2", "anushka", "hi")
         audio = await tts.synthesize(HINDI_REPLY)
-    assert fake.requests[0]["body"] == {"text": HINDI_REPLY, "target_language_code": "hi-IN", "speaker": "anushka",
-                                        "model": "bulbul:v2", "speech_sample_rate": 8000}
+    assert fake.requests[0]["body"] == {
+        "text": HINDI_REPLY,
+        "target_language_code": "hi-IN",
+        "speaker": "anushka",
+        "model": "bulbul:v2",
+        "speech_sample_rate": 8000,
+    }
     decoded = mulaw.decode(audio)
     assert abs(decoded.size / 8000 - fake.speech.size / 8000) < 0.15  # trimmed, plus a short pause
     # 8 kHz in, 8 kHz out: no resampling, so the samples are the ones sent (μ-law rounding aside)
@@ -67,8 +73,9 @@ async def test_errors_rate_limits_and_timeouts(prompts, librivox):
         elapsed = time.monotonic() - started
         fake.mode, fake.slow_s = "slow", 2.0
         with pytest.raises(ProviderError) as slow:
-            await SarvamSTT(http, fake.base_url, API_KEY, "saarika:v2.5", timeout_s=0.3,
-                            retry_window_s=0.5).transcribe(speech, "hi")
+            await SarvamSTT(http, fake.base_url, API_KEY, "saarika:v2.5", timeout_s=0.3, retry_window_s=0.5).transcribe(
+                speech, "hi"
+            )
     assert [r["path"] for r in fake.requests[:2]] == ["text-to-speech", "text-to-speech"]
     assert unauthorized.value.kind == "401" and "Invalid API key" in str(unauthorized.value)
     assert "sarvam-wrong" not in str(unauthorized.value)
@@ -84,25 +91,35 @@ async def test_a_hindi_call_on_sarvam_keeps_devanagari_intact(librivox, prompts,
 
     from conftest import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, RunningServer
     from voxline.config import Settings
-    from voxline.fakes.openai_server import API_KEY as OPENAI_KEY, FakeOpenAI
+    from voxline.fakes.openai_server import API_KEY as OPENAI_KEY
+    from voxline.fakes.openai_server import FakeOpenAI
     from voxline.simulator.caller import CallerTurn, SimulatedCall
 
     agent_file = Path(__file__).parent.parent / "examples" / "agents" / "sarvam_hindi.toml"
     async with FakeSarvam() as sarvam, FakeOpenAI(reply=HINDI_REPLY) as openai:
         sarvam.speech = speech_from_wav(prompts / "hello-world.wav")
-        settings = Settings(TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, api_token=API_TOKEN,
-                            data_dir=tmp_path, agent_file=agent_file, SARVAM_API_KEY=API_KEY,
-                            SARVAM_BASE_URL=sarvam.base_url, OPENAI_API_KEY=OPENAI_KEY,
-                            OPENAI_BASE_URL=openai.base_url)
+        settings = Settings(
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            api_token=API_TOKEN,
+            data_dir=tmp_path,
+            agent_file=agent_file,
+            SARVAM_API_KEY=API_KEY,
+            SARVAM_BASE_URL=sarvam.base_url,
+            OPENAI_API_KEY=OPENAI_KEY,
+            OPENAI_BASE_URL=openai.base_url,
+        )
         server = RunningServer(settings)
         await asyncio.to_thread(server.start)
         try:
             result = await SimulatedCall(server.url, AUTH_TOKEN).run(
-                [CallerTurn("question", speech_from_wav(librivox["0880"]))])
+                [CallerTurn("question", speech_from_wav(librivox["0880"]))]
+            )
             record = await server.wait_record_closed(result.call_sid)
             async with httpx.AsyncClient() as http:
-                api = await http.get(f"{server.url}/api/calls/{result.call_sid}",
-                                     headers={"Authorization": f"Bearer {API_TOKEN}"})
+                api = await http.get(
+                    f"{server.url}/api/calls/{result.call_sid}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+                )
         finally:
             await asyncio.to_thread(server.stop)
     agent = server.services.agent

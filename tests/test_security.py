@@ -5,19 +5,56 @@ import pytest
 from voxline.telephony.security import SignatureChecker, public_base_url, sign, websocket_url
 
 WEBHOOK_VECTORS = [
-    ("12345", "https://example.com/myapp.php?foo=1&bar=2",
-     {"Digits": "1234", "To": "+18005551212", "From": "+14158675310", "Caller": "+14158675310", "CallSid": "CA1234567890ABCDE"},
-     "L/OH5YylLD5NRKLltdqwSvS0BnU="),
-    ("12345", "https://mycompany.com/myapp.php?foo=1&bar=2",
-     {"CallSid": "CA1234567890ABCDE", "Caller": "+14158675309", "Digits": "1234", "From": "+14158675309", "To": "+18005551212"},
-     "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
-    ("12345", "https://mycompany.com:443/myapp.php?foo=1&bar=2",
-     {"CallSid": "CA1234567890ABCDE", "Caller": "+14158675309", "Digits": "1234", "From": "+14158675309", "To": "+18005551212"},
-     "kvajT1Ptam85bY51eRf/AJRuM3w="),
-    ("twilio-test-token", "https://example.com/twilio/voice",
-     {"AccountSid": "AC123", "CallSid": "CA123", "CallStatus": "ringing", "Called": "+14155550199",
-      "Caller": "+14155550100", "From": "+14155550100", "To": "+14155550199"},
-     "vTMYeb4FrYjNFHkuYMDv271CgVI="),
+    (
+        "12345",
+        "https://example.com/myapp.php?foo=1&bar=2",
+        {
+            "Digits": "1234",
+            "To": "+18005551212",
+            "From": "+14158675310",
+            "Caller": "+14158675310",
+            "CallSid": "CA1234567890ABCDE",
+        },
+        "L/OH5YylLD5NRKLltdqwSvS0BnU=",
+    ),
+    (
+        "12345",
+        "https://mycompany.com/myapp.php?foo=1&bar=2",
+        {
+            "CallSid": "CA1234567890ABCDE",
+            "Caller": "+14158675309",
+            "Digits": "1234",
+            "From": "+14158675309",
+            "To": "+18005551212",
+        },
+        "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
+    ),
+    (
+        "12345",
+        "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+        {
+            "CallSid": "CA1234567890ABCDE",
+            "Caller": "+14158675309",
+            "Digits": "1234",
+            "From": "+14158675309",
+            "To": "+18005551212",
+        },
+        "kvajT1Ptam85bY51eRf/AJRuM3w=",
+    ),
+    (
+        "twilio-test-token",
+        "https://example.com/twilio/voice",
+        {
+            "AccountSid": "AC123",
+            "CallSid": "CA123",
+            "CallStatus": "ringing",
+            "Called": "+14155550199",
+            "Caller": "+14155550100",
+            "From": "+14155550100",
+            "To": "+14155550199",
+        },
+        "vTMYeb4FrYjNFHkuYMDv271CgVI=",
+    ),
 ]
 
 

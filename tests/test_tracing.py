@@ -22,7 +22,8 @@ async def test_a_turn_of_a_real_call_is_exported_as_a_trace(make_server, librivo
     async with FakeOtlpCollector() as collector:
         running = make_server(OTEL_EXPORTER_OTLP_ENDPOINT=collector.url)
         result = await SimulatedCall(running.url, AUTH_TOKEN).run(
-            [CallerTurn("question", speech_from_wav(librivox["0880"]))])
+            [CallerTurn("question", speech_from_wav(librivox["0880"]))]
+        )
         record = await running.wait_record_closed(result.call_sid)
         deadline = time.monotonic() + 10
         while not any(s.name == "turn" for s in collector.spans) and time.monotonic() < deadline:
@@ -35,8 +36,13 @@ async def test_a_turn_of_a_real_call_is_exported_as_a_trace(make_server, librivo
     assert root.attributes["voxline.call_sid"] == result.call_sid
     assert root.attributes["voxline.turn"] == record.turns[0].index
     children = [s for s in collector.spans if s.parent_span_id == root.span_id]
-    assert [c.name for c in children][:5] == ["turn detection", "speech-to-text", "LLM first token",
-                                              "TTS first audio", "first frame sent"]
+    assert [c.name for c in children][:5] == [
+        "turn detection",
+        "speech-to-text",
+        "LLM first token",
+        "TTS first audio",
+        "first frame sent",
+    ]
     assert all(c.trace_id == root.trace_id for c in children)
     # Stages follow one another, inside the turn, and match the call record's stage times.
     for earlier, later in zip(children, children[1:]):

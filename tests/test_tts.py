@@ -7,7 +7,7 @@ import pytest
 
 from voxline.audio import mulaw
 from voxline.engine import files
-from voxline.engine.pool import ModelPool
+from voxline.providers.pool import ModelPool
 from voxline.simulator.recorded_call import first_audible_offset
 from voxline.stt.whisper import WhisperSTT
 from voxline.tts.espeak_tts import EspeakTTS

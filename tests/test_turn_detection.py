@@ -23,7 +23,7 @@ def run(detector: TurnDetector, pcm: np.ndarray) -> list[tuple[float, object]]:
     line = mulaw.decode(mulaw.encode(pcm))  # what arrives over the phone
     events = []
     for i in range(line.size // FRAME_SAMPLES):
-        event = detector.process(line[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
+        event = detector.process(line[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
         if event is not None:
             events.append(((i + 1) * FRAME_SAMPLES / TELEPHONY_RATE, event))
     return events
@@ -53,7 +53,9 @@ def test_two_utterances_separated_by_a_pause_are_two_turns(kind, librivox):
         assert event.silence_frames == 15
         # the turn ends exactly 300 ms after the last voiced frame, which lies near the end of the words
         assert detected - (event.last_voiced_frame + 1) * 0.02 == pytest.approx(0.3)
-        assert true_end - 0.35 < (event.last_voiced_frame + 1) * 0.02 <= true_end + 0.15  # WebRTC VAD hangs over briefly
+        assert (
+            true_end - 0.35 < (event.last_voiced_frame + 1) * 0.02 <= true_end + 0.15
+        )  # WebRTC VAD hangs over briefly
         assert event.voiced_ms > 1000
     # The utterance handed to STT holds the speech, including the onset before detection.
     assert ended[0][1].audio.size >= first.size * 0.9

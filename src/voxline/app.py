@@ -6,22 +6,20 @@ import asyncio
 import contextlib
 import gc
 import logging
-import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
-import aiohttp
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge
 
 from voxline.api.calls import router as api_router
-from voxline.config import AgentConfig, Settings, effective_agent, load_agent
+from voxline.config import Settings, effective_agent, load_agent
 from voxline.engine.stack import VoiceStack, load_stack
 from voxline.observability.metrics import Metrics
 from voxline.observability.tracing import make_tracer
 from voxline.playout.audio_files import AudioFiles
 from voxline.providers.http import new_session
+from voxline.services import Services
 from voxline.session.records import CallRegistry
 from voxline.store import CallStore
 from voxline.telephony.media_stream import media_stream
@@ -35,41 +33,6 @@ log = logging.getLogger(__name__)
 
 AUDIO_SWEEP_S = 60
 STORE_FLUSH_S = 10.0  # at shutdown, time to write pending call records; the rest stays in the journal
-ADMISSION_HOLD_S = 30.0  # a webhook answered reserves a place this long for its stream
-
-
-@dataclass
-class Services:
-    """Everything a request handler needs; one per application, no module-level state."""
-
-    settings: Settings
-    agent: AgentConfig
-    signatures: SignatureChecker
-    store: CallStore
-    audio: AudioFiles
-    # Made when the application starts, on the event loop that serves it (aiohttp binds a session to
-    # its loop, and ``create_services`` may run before any loop does): see ``open_http``.
-    http: aiohttp.ClientSession = field(init=False)
-    fetcher: RecordingFetcher = field(init=False)
-    registry: CallRegistry = field(default_factory=CallRegistry)
-    metrics: Metrics = field(default_factory=Metrics)
-    stack: VoiceStack | None = None
-    load_error: str | None = None
-    phrase_tokens: dict[str, str] = field(default_factory=dict)
-    draining: bool = False
-    admitted: dict[str, float] = field(default_factory=dict)  # CallSid -> when its webhook was answered
-
-    def streaming_calls(self) -> int:
-        """Streaming calls (softphone ones too) in progress, plus those answered whose stream has not started yet."""
-        cutoff = time.monotonic() - ADMISSION_HOLD_S
-        for call_sid, at in list(self.admitted.items()):
-            if at < cutoff:
-                del self.admitted[call_sid]
-        active = sum(1 for record in self.registry.active.values() if record.path in ("streaming", "softphone"))
-        return active + len(self.admitted)
-
-    def active_calls(self) -> int:
-        return len(self.registry.active)
 
 
 def create_services(settings: Settings, stack: VoiceStack | None = None) -> Services:
@@ -77,13 +40,21 @@ def create_services(settings: Settings, stack: VoiceStack | None = None) -> Serv
     agent = effective_agent(load_agent(settings.agent_file), settings)
     store = CallStore.from_settings(settings)
     metrics = Metrics(make_tracer(settings.otel_endpoint))
-    Gauge("voxline_store_pending_writes", "Call-store writes waiting for the database (memory and journal).",
-          registry=metrics.registry).set_function(lambda: store.writer.pending)
+    Gauge(
+        "voxline_store_pending_writes",
+        "Call-store writes waiting for the database (memory and journal).",
+        registry=metrics.registry,
+    ).set_function(lambda: store.writer.pending)
     return Services(
-        settings=settings, agent=agent, signatures=SignatureChecker(token), store=store,
+        settings=settings,
+        agent=agent,
+        signatures=SignatureChecker(token),
+        store=store,
         registry=CallRegistry(sink=store, language=agent.language),
         audio=AudioFiles(settings.data_dir / "audio", settings.audio_ttl_s),
-        metrics=metrics, stack=stack)
+        metrics=metrics,
+        stack=stack,
+    )
 
 
 def open_http(services: Services) -> None:
@@ -94,9 +65,12 @@ def open_http(services: Services) -> None:
     """
     settings = services.settings
     services.http = new_session(limit=50, keepalive_s=30.0)
-    services.fetcher = RecordingFetcher(services.http, settings.twilio_account_sid,
-                                        settings.twilio_auth_token.get_secret_value(),
-                                        settings.recording_fetch_window_s)
+    services.fetcher = RecordingFetcher(
+        services.http,
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        settings.recording_fetch_window_s,
+    )
 
 
 def create_app(settings: Settings | None = None, stack: VoiceStack | None = None) -> FastAPI:
@@ -110,8 +84,10 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
         await services.store.start()  # migrations to head, journal replay, writer and upkeep tasks
         open_http(services)
         stop_gc_watch = services.metrics.watch_garbage_collector()
-        background = [asyncio.create_task(_sweep_audio(services)),
-                      asyncio.create_task(services.metrics.watch_event_loop())]
+        background = [
+            asyncio.create_task(_sweep_audio(services)),
+            asyncio.create_task(services.metrics.watch_event_loop()),
+        ]
         if services.stack is None:
             background.append(asyncio.create_task(_load(services)))
         yield
@@ -141,13 +117,16 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         if services.draining:
-            return JSONResponse({"status": "draining", "active_calls": services.active_calls(),
-                                 "store": services.store.health()}, status_code=503)
+            return JSONResponse(
+                {"status": "draining", "active_calls": services.active_calls(), "store": services.store.health()},
+                status_code=503,
+            )
         if services.stack is not None:
             return JSONResponse({"status": "ready", "agent": services.agent.name, "store": services.store.health()})
         status = "failed" if services.load_error else "loading"
-        return JSONResponse({"status": status, "error": services.load_error, "store": services.store.health()},
-                            status_code=503)
+        return JSONResponse(
+            {"status": status, "error": services.load_error, "store": services.store.health()}, status_code=503
+        )
 
     return app
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Voxline: answers phone calls with a real-time voice AI agent.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Voxline: answers phone calls with a real-time voice AI agent.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 
 
@@ -29,12 +32,18 @@ _add_bench()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    agent: Annotated[Optional[Path], typer.Option(help="Agent TOML file (default: the packaged front desk).")] = None,
-    dev: Annotated[bool, typer.Option("--dev", help="Allow running without TWILIO_AUTH_TOKEN: requests are NOT authenticated, and /phone works without VOXLINE_API_TOKEN.")] = False,
+    agent: Annotated[Path | None, typer.Option(help="Agent TOML file (default: the packaged front desk).")] = None,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Allow running without TWILIO_AUTH_TOKEN: requests are NOT authenticated, "
+            "and /phone works without VOXLINE_API_TOKEN.",
+        ),
+    ] = False,
 ) -> None:
     """Start the server with the embedded models."""
     import logging
-
 
     from voxline.app import create_app
     from voxline.config import Settings
@@ -49,13 +58,16 @@ def serve(
     configure(settings.log_level)
     if not settings.twilio_auth_token.get_secret_value():
         if not dev:
-            console.print("[bold red]Refusing to start:[/] TWILIO_AUTH_TOKEN is not set, so anyone could place "
-                          "calls through this server. Set it (Twilio console → Account → Auth Token), or pass "
-                          "--dev for a local try with unsigned requests.")
+            console.print(
+                "[bold red]Refusing to start:[/] TWILIO_AUTH_TOKEN is not set, so anyone could place "
+                "calls through this server. Set it (Twilio console → Account → Auth Token), or pass "
+                "--dev for a local try with unsigned requests."
+            )
             raise typer.Exit(code=2)
         logging.getLogger("voxline").warning(
             "DEVELOPMENT MODE: TWILIO_AUTH_TOKEN is not set; webhooks and media streams are NOT authenticated. "
-            "Never expose this server to the internet like this.")
+            "Never expose this server to the internet like this."
+        )
     app = create_app(settings)
     config = uvicorn_config(app, settings, host, port)
     # The imported libraries are never freed: a full garbage collection that walks them all takes
@@ -74,13 +86,20 @@ def serve(
 
 @app.command()
 def call(
-    turn: Annotated[list[str], typer.Option("--turn", "-t", help="A WAV file to speak, or text to synthesize; repeat for more turns.")],
+    turn: Annotated[
+        list[str],
+        typer.Option("--turn", "-t", help="A WAV file to speak, or text to synthesize; repeat for more turns."),
+    ],
     url: Annotated[str, typer.Option(help="Base URL of the Voxline server.")] = "http://127.0.0.1:8000",
-    public_url: Annotated[Optional[str], typer.Option(help="Public base URL the server signs with, if not --url.")] = None,
-    barge_in: Annotated[Optional[float], typer.Option(help="Talk over the greeting this many seconds after it starts.")] = None,
-    save: Annotated[Optional[Path], typer.Option(help="Save what the caller heard as a WAV file.")] = None,
+    public_url: Annotated[str | None, typer.Option(help="Public base URL the server signs with, if not --url.")] = None,
+    barge_in: Annotated[
+        float | None, typer.Option(help="Talk over the greeting this many seconds after it starts.")
+    ] = None,
+    save: Annotated[Path | None, typer.Option(help="Save what the caller heard as a WAV file.")] = None,
     quiet: Annotated[float, typer.Option(help="Seconds of quiet that mean the agent finished talking.")] = 1.0,
-    mode: Annotated[str, typer.Option(help="'stream' (POST /voice-stream, Media Streams) or 'record' (POST /voice, <Record>).")] = "stream",
+    mode: Annotated[
+        str, typer.Option(help="'stream' (POST /voice-stream, Media Streams) or 'record' (POST /voice, <Record>).")
+    ] = "stream",
 ) -> None:
     """Play Twilio against a running server and print each turn's voice-to-voice latency."""
     from voxline.audio.pcm import TELEPHONY_RATE, write_wav
@@ -145,7 +164,9 @@ def _record_call(url: str, token: str, public_url: str | None, turns, save: Path
 
 
 @app.command("forget-caller")
-def forget_caller(number: Annotated[str, typer.Argument(help="The caller's number, exactly as stored, e.g. +15005550006.")]) -> None:
+def forget_caller(
+    number: Annotated[str, typer.Argument(help="The caller's number, exactly as stored, e.g. +15005550006.")],
+) -> None:
     """Delete every call from NUMBER, with its turns, events and history, from the configured call store."""
     from voxline.config import Settings
     from voxline.store.callstore import open_store

@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = Field(default=SecretStr(""), validation_alias="TWILIO_AUTH_TOKEN")
     api_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for /api; the API is off when empty.")
     whisper_window: Literal["fit", "full"] = Field(
-        default="fit", description="Whisper encoder window: the utterance plus 1 s ('fit', fast) or 30 s ('full').")
+        default="fit", description="Whisper encoder window: the utterance plus 1 s ('fit', fast) or 30 s ('full')."
+    )
     public_url: str = Field(
         default="",
         description="Public base URL Twilio uses to reach this server, e.g. https://voice.example.com. "
@@ -38,30 +39,56 @@ class Settings(BaseSettings):
         default=Path.home() / ".cache" / "voxline",
         description="Where model files assembled from several package parts are kept.",
     )
-    data_dir: Path = Field(default=Path.home() / ".local" / "share" / "voxline",
-                           description="Call store and served audio files.")
-    database_url: str = Field(default="", description="SQLAlchemy URL of the call store; a SQLite file in data_dir if "
-                              "empty. PostgreSQL: postgresql+asyncpg://user:password@host/db.")
+    data_dir: Path = Field(
+        default=Path.home() / ".local" / "share" / "voxline", description="Call store and served audio files."
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the call store; a SQLite file in data_dir if "
+        "empty. PostgreSQL: postgresql+asyncpg://user:password@host/db.",
+    )
     retention_days: float = Field(default=90, ge=0, description="Calls older than this are deleted (0: kept forever).")
-    store_memory_writes: int = Field(default=10_000, ge=1, description="Call-store writes kept in memory while the "
-                                     "database is unavailable; more go to a journal file in data_dir.")
-    record_timeout_s: int = Field(default=1, ge=1, description="<Record timeout>: seconds of silence that end a recorded turn.")
+    store_memory_writes: int = Field(
+        default=10_000,
+        ge=1,
+        description="Call-store writes kept in memory while the "
+        "database is unavailable; more go to a journal file in data_dir.",
+    )
+    record_timeout_s: int = Field(
+        default=1, ge=1, description="<Record timeout>: seconds of silence that end a recorded turn."
+    )
     record_max_length_s: int = Field(default=30, ge=1, description="<Record maxLength> in seconds.")
-    recording_fetch_window_s: float = Field(default=8.0, gt=0,
-                                            description="How long to retry fetching a recording that is not ready.")
+    recording_fetch_window_s: float = Field(
+        default=8.0, gt=0, description="How long to retry fetching a recording that is not ready."
+    )
     audio_ttl_s: int = Field(default=600, ge=60, description="How long a served reply audio URL stays valid.")
-    max_calls: int = Field(default=10, ge=1, description="Concurrent streaming calls; more get 'busy' (or the recording path).")
-    overflow_to_recording: bool = Field(default=False, description="Over max_calls, answer with the recording path instead of busy.")
+    max_calls: int = Field(
+        default=10, ge=1, description="Concurrent streaming calls; more get 'busy' (or the recording path)."
+    )
+    overflow_to_recording: bool = Field(
+        default=False, description="Over max_calls, answer with the recording path instead of busy."
+    )
     max_call_duration_s: float = Field(default=1800, gt=0, description="A call longer than this is ended politely.")
     caller_silence_timeout_s: float = Field(
-        default=20, gt=0, description="Caller silent this long: 'are you still there?', then goodbye after as long again.")
-    shutdown_grace_s: float = Field(default=30, ge=0, description="On SIGTERM, how long calls may take to finish their turn.")
+        default=20,
+        gt=0,
+        description="Caller silent this long: 'are you still there?', then goodbye after as long again.",
+    )
+    shutdown_grace_s: float = Field(
+        default=30, ge=0, description="On SIGTERM, how long calls may take to finish their turn."
+    )
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest WebSocket message accepted.")
     log_level: str = "INFO"
-    dev_mode: bool = Field(default=False, description="Set by `voxline serve --dev`: unauthenticated local use; "
-                           "the softphone (/phone) then works without VOXLINE_API_TOKEN.")
-    otel_endpoint: str = Field(default="", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
-                               description="OTLP/HTTP endpoint for OpenTelemetry traces (one span per turn and stage); off if empty.")
+    dev_mode: bool = Field(
+        default=False,
+        description="Set by `voxline serve --dev`: unauthenticated local use; "
+        "the softphone (/phone) then works without VOXLINE_API_TOKEN.",
+    )
+    otel_endpoint: str = Field(
+        default="",
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OTLP/HTTP endpoint for OpenTelemetry traces (one span per turn and stage); off if empty.",
+    )
     # Provider selection by environment, overriding the agent file.
     llm: str = Field(default="", description="VOXLINE_LLM: 'embedded' or 'openai'.")
     llm_model: str = Field(default="", description="VOXLINE_LLM_MODEL: the model name for the chosen LLM provider.")
@@ -90,47 +117,63 @@ class VadSettings(BaseModel):
     ring_ms: int = Field(default=600, description="Smoothing window for deciding that speech started.")
     start_ratio: float = Field(default=0.5, gt=0, le=1, description="Voiced fraction of the window that starts speech.")
     barge_in_ratio: float = Field(
-        default=0.2, gt=0, le=1,
+        default=0.2,
+        gt=0,
+        le=1,
         description="Voiced fraction that starts speech while the agent is talking (interrupts it sooner).",
     )
     end_silence_frames: int = Field(default=15, ge=1, description="Unvoiced frames in a row that end the turn.")
     early_stt_frames: int = Field(
-        default=5, ge=0,
+        default=5,
+        ge=0,
         description="Unvoiced frames after which transcription starts speculatively (0 turns it off).",
     )
     min_speech_ms: int = Field(default=200, ge=0, description="Shorter utterances are ignored as noise.")
     max_utterance_s: float = Field(default=30.0, gt=0, description="A turn longer than this is cut and answered.")
 
 
+# Provider defaults, in one place: what a stage uses when the agent file and the environment do
+# not say (``effective_agent`` fills them in; the stack reads them for fallbacks).
 EMBEDDED_LLMS = ("qwen2.5-0.5b", "smollm2-135m")
+DEFAULT_EMBEDDED_LLM = EMBEDDED_LLMS[0]
+DEFAULT_STT_MODELS = {"deepgram": "nova-3", "sarvam": "saarika:v2.5"}
+DEFAULT_TTS_MODELS = {"sarvam": "bulbul:v2"}
+DEFAULT_VOICES = {"sarvam": "anushka", "openai": "alloy"}  # hosted engines' voices when the agent names none
+EMBEDDED_VOICE = "heart"  # hibari's bundled voice (espeak: the agent's language)
 
 
 class LlmSettings(BaseModel):
     provider: Literal["embedded", "openai"] = Field(
-        default="embedded", description="'embedded' (llama.cpp, offline) or 'openai' (any OpenAI-compatible API).")
+        default="embedded", description="'embedded' (llama.cpp, offline) or 'openai' (any OpenAI-compatible API)."
+    )
     fallback: Literal["", "embedded", "openai"] = Field(
-        default="", description="Used for a turn when the provider still fails after its retries ('' : none).")
+        default="", description="Used for a turn when the provider still fails after its retries ('' : none)."
+    )
     fallback_model: str = Field(default="", description="The fallback's model (embedded: qwen2.5-0.5b by default).")
-    model: str = Field(default="qwen2.5-0.5b", description="Embedded: qwen2.5-0.5b or smollm2-135m; "
-                       "openai: the API's model name.")
+    model: str = Field(
+        default=DEFAULT_EMBEDDED_LLM,
+        description="Embedded: qwen2.5-0.5b or smollm2-135m; openai: the API's model name.",
+    )
     timeout_s: float = Field(default=10.0, gt=0, description="Hosted provider: time allowed per request.")
     max_tokens: int = Field(default=80, ge=1)
     temperature: float = Field(default=0.0, ge=0)
     context_tokens: int = Field(default=2048, ge=256)
     history_turns: int = Field(default=8, ge=0, description="Caller/agent exchanges kept in the prompt.")
     prefill_every_ms: int = Field(
-        default=1000, ge=0,
+        default=1000,
+        ge=0,
         description="While the caller talks, transcribe what they said so far this often and let the LLM "
-        "evaluate it ahead of time (0 turns it off).")
+        "evaluate it ahead of time (0 turns it off).",
+    )
     first_piece_max_words: int = Field(
-        default=6, ge=0,
+        default=6,
+        ge=0,
         description="Speak the reply's first words once this many are written, without waiting for "
-        "punctuation (0: wait for a clause or sentence end).")
+        "punctuation (0: wait for a clause or sentence end).",
+    )
 
 
 STT_PROVIDERS = Literal["embedded", "openai", "deepgram", "sarvam"]
-DEFAULT_STT_MODELS = {"deepgram": "nova-3", "sarvam": "saarika:v2.5"}
-DEFAULT_TTS_MODELS = {"sarvam": "bulbul:v2"}
 
 
 class SttSettings(BaseModel):
@@ -138,11 +181,13 @@ class SttSettings(BaseModel):
     model: str = Field(default="", description="Hosted model name, e.g. whisper-1, nova-3, saarika:v2.5.")
     timeout_s: float = Field(default=10.0, gt=0)
     fallback: Literal["", "embedded", "openai", "deepgram", "sarvam"] = Field(
-        default="", description="Transcribes a turn the provider failed (after its retries); '' : none.")
+        default="", description="Transcribes a turn the provider failed (after its retries); '' : none."
+    )
     fallback_model: str = Field(default="", description="The fallback's model, for a hosted fallback.")
     endpointing_ms: int = Field(default=200, ge=10, description="Deepgram: silence that ends a segment (speech_final).")
-    utterance_end_ms: int = Field(default=1000, ge=1000, description="Deepgram: the gap after the last word that "
-                                  "sends UtteranceEnd.")
+    utterance_end_ms: int = Field(
+        default=1000, ge=1000, description="Deepgram: the gap after the last word that sends UtteranceEnd."
+    )
 
 
 TTS_ENGINES = Literal["hibari", "espeak", "openai", "elevenlabs", "sarvam"]
@@ -150,12 +195,17 @@ TTS_ENGINES = Literal["hibari", "espeak", "openai", "elevenlabs", "sarvam"]
 
 class VoiceSettings(BaseModel):
     engine: TTS_ENGINES = "hibari"
-    voice: str = Field(default="heart", description="hibari: 'heart'; espeak: e.g. 'hi' or 'en-us'; openai: e.g. "
-                       "'alloy'; elevenlabs: the voice ID; sarvam: the speaker, e.g. 'anushka'.")
-    language: str = Field(default="", description="Sarvam: target_language_code, e.g. 'hi-IN' (default: from the "
-                          "agent's language).")
+    voice: str = Field(
+        default="heart",
+        description="hibari: 'heart'; espeak: e.g. 'hi' or 'en-us'; openai: e.g. "
+        "'alloy'; elevenlabs: the voice ID; sarvam: the speaker, e.g. 'anushka'.",
+    )
+    language: str = Field(
+        default="", description="Sarvam: target_language_code, e.g. 'hi-IN' (default: from the agent's language)."
+    )
     fallback: Literal["", "hibari", "espeak", "openai", "elevenlabs", "sarvam"] = Field(
-        default="", description="Speaks a clause the engine failed (after its retries); '' : none.")
+        default="", description="Speaks a clause the engine failed (after its retries); '' : none."
+    )
     fallback_voice: str = Field(default="", description="The fallback's voice (default: the engine's default).")
     fallback_model: str = Field(default="", description="The fallback's model, for a hosted fallback.")
     model: str = Field(default="", description="Hosted model, e.g. tts-1 or eleven_flash_v2_5.")
@@ -194,12 +244,12 @@ class AgentConfig(BaseModel):
     voice: VoiceSettings = VoiceSettings()
     languages: dict[str, LanguageSettings] = Field(
         default_factory=dict,
-        description="Languages the caller may choose, by code; 'language' is the one the call starts in.")
+        description="Languages the caller may choose, by code; 'language' is the one the call starts in.",
+    )
     choose_language: bool = Field(default=False, description="Let the caller pick a language by key or by saying it.")
-    pace_ahead_ms: int = Field(default=200, ge=20, le=2000, description="How far outbound audio may run ahead of real time.")
-
-
-DEFAULT_VOICES = {"sarvam": "anushka", "openai": "alloy"}
+    pace_ahead_ms: int = Field(
+        default=200, ge=20, le=2000, description="How far outbound audio may run ahead of real time."
+    )
 
 
 def effective_agent(agent: AgentConfig, settings: Settings) -> AgentConfig:
@@ -223,13 +273,13 @@ def effective_agent(agent: AgentConfig, settings: Settings) -> AgentConfig:
     if settings.tts:
         voice.engine = "hibari" if settings.tts == "embedded" else settings.tts  # type: ignore[assignment]
         if settings.tts == "embedded":
-            voice.voice = "heart"
+            voice.voice = EMBEDDED_VOICE
     if settings.tts_model:
         voice.model = settings.tts_model
     if settings.tts_voice:
         voice.voice = settings.tts_voice
     stt, voice = SttSettings.model_validate(stt.model_dump()), VoiceSettings.model_validate(voice.model_dump())
-    if voice.engine in DEFAULT_VOICES and voice.voice == "heart":  # hibari's voice: not one a hosted engine has
+    if voice.engine in DEFAULT_VOICES and voice.voice == EMBEDDED_VOICE:  # hibari's voice: not one a hosted engine has
         voice.voice = DEFAULT_VOICES[voice.engine]
     if not stt.model and stt.provider in DEFAULT_STT_MODELS:
         stt.model = DEFAULT_STT_MODELS[stt.provider]
@@ -239,7 +289,11 @@ def effective_agent(agent: AgentConfig, settings: Settings) -> AgentConfig:
         raise ValueError("a hosted STT needs a model name (VOXLINE_STT_MODEL or [stt] model)")
     if voice.engine in ("openai", "elevenlabs") and not voice.model:
         raise ValueError("a hosted TTS needs a model name (VOXLINE_TTS_MODEL or [voice] model)")
-    if stt.fallback == stt.provider or voice.fallback == voice.engine or (llm.fallback and llm.fallback == llm.provider):
+    if (
+        stt.fallback == stt.provider
+        or voice.fallback == voice.engine
+        or (llm.fallback and llm.fallback == llm.provider)
+    ):
         raise ValueError("a fallback must be another provider than the one it stands in for")
     return agent.model_copy(update={"llm": checked, "stt": stt, "voice": voice})
 

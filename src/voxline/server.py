@@ -23,12 +23,20 @@ log = logging.getLogger(__name__)
 
 def uvicorn_config(app, settings, host: str, port: int) -> uvicorn.Config:
     """How Voxline runs under uvicorn, the same for ``voxline serve`` and the tests."""
-    return uvicorn.Config(app, host=host, port=port, log_config=None,
-                          ws=DirectWebSocketProtocol,  # Media Streams messages without the ASGI queue
-                          ws_max_size=settings.max_message_bytes, ws_ping_interval=None,
-                          # Media Streams audio is base64 μ-law: compressing it costs CPU per frame
-                          # and saves little. uvloop and httptools (uvicorn[standard]) are picked by "auto".
-                          ws_per_message_deflate=False, loop="auto", http="auto")
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        ws=DirectWebSocketProtocol,  # Media Streams messages without the ASGI queue
+        ws_max_size=settings.max_message_bytes,
+        ws_ping_interval=None,
+        # Media Streams audio is base64 μ-law: compressing it costs CPU per frame
+        # and saves little. uvloop and httptools (uvicorn[standard]) are picked by "auto".
+        ws_per_message_deflate=False,
+        loop="auto",
+        http="auto",
+    )
 
 
 class DrainingServer(uvicorn.Server):
@@ -45,8 +53,12 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self._services.draining = True
-        log.warning("%s: no new calls; waiting up to %.0f s for %d calls to finish their turn",
-                    signal.Signals(sig).name, self._grace_s, self._services.active_calls())
+        log.warning(
+            "%s: no new calls; waiting up to %.0f s for %d calls to finish their turn",
+            signal.Signals(sig).name,
+            self._grace_s,
+            self._services.active_calls(),
+        )
         # A signal handler interrupts the loop at an arbitrary point: schedule the work, don't do it here.
         loop = asyncio.get_running_loop()
         loop.call_soon_threadsafe(self._start_drain, loop, sig)
@@ -64,7 +76,7 @@ class DrainingServer(uvicorn.Server):
 
     async def _wait_then_exit(self, sig: int) -> None:
         deadline = time.monotonic() + self._grace_s
-        while self._services.active_calls() and time.monotonic() < deadline:
+        while self._services.active_calls() and time.monotonic() < deadline:  # noqa: ASYNC110 (calls end in other tasks)
             await asyncio.sleep(0.1)
         left = self._services.active_calls()
         if left:

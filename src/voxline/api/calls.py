@@ -10,10 +10,11 @@ import secrets
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from voxline.api.models import CallDetail, CallPage, DeletedCalls, LiveCalls, Stats
+from voxline.services import ServicesDep
 from voxline.session.records import CallRecord
 from voxline.store import StoreUnavailable, queries
 
@@ -23,13 +24,16 @@ _bearer = HTTPBearer(auto_error=False)
 DEFAULT_STATS_PERIOD_S = 24 * 3600
 
 
-async def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
-    expected = request.app.state.services.settings.api_token.get_secret_value()
+async def require_token(
+    services: ServicesDep, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> None:
+    expected = services.settings.api_token.get_secret_value()
     if not expected:
         raise HTTPException(status_code=404, detail="the API is off: set VOXLINE_API_TOKEN")
     if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise HTTPException(status_code=401, detail="a valid bearer token is required",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status_code=401, detail="a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
 
 
 def _unavailable(exc: StoreUnavailable) -> HTTPException:
@@ -40,36 +44,70 @@ def live_call(record: CallRecord) -> dict[str, Any]:
     """A call record from memory in the API's shape (summary and turns)."""
     turns = []
     for turn in record.turns:
-        turns.append({"index": turn.index, "started_at": turn.started_at, "caller_text": turn.caller_text,
-                      "agent_text": turn.agent_text, "heard_text": turn.heard_text, "interrupted": turn.interrupted,
-                      "failed": turn.failed, "language": turn.language, "stt_early": turn.stt_early,
-                      "stages_ms": dict(turn.stages_ms)})
-    v2v = [t.stages_ms["first_frame_sent"] for t in record.turns
-           if isinstance(t.stages_ms.get("first_frame_sent"), (int, float))]
-    return {"call_sid": record.call_sid, "stream_sid": record.stream_sid, "path": record.path, "agent": record.agent,
-            "language": record.language, "caller": record.caller, "called": record.called,
-            "started_at": record.started_at, "ended_at": record.ended_at, "outcome": record.outcome,
-            "turn_count": len(record.turns), "v2v_p50_ms": queries.percentile(v2v, 50), "turns": turns}
+        turns.append(
+            {
+                "index": turn.index,
+                "started_at": turn.started_at,
+                "caller_text": turn.caller_text,
+                "agent_text": turn.agent_text,
+                "heard_text": turn.heard_text,
+                "interrupted": turn.interrupted,
+                "failed": turn.failed,
+                "language": turn.language,
+                "stt_early": turn.stt_early,
+                "outcome": turn.outcome,
+                "end_reason": turn.end_reason,
+                "kind": turn.kind,
+                "stages_ms": dict(turn.stages_ms),
+            }
+        )
+    v2v: list[float] = [
+        t.stages_ms["first_frame_sent"]  # type: ignore[misc]  # filtered to numbers below
+        for t in record.turns
+        if isinstance(t.stages_ms.get("first_frame_sent"), (int, float))
+    ]
+    return {
+        "call_sid": record.call_sid,
+        "stream_sid": record.stream_sid,
+        "path": record.path,
+        "agent": record.agent,
+        "language": record.language,
+        "caller": record.caller,
+        "called": record.called,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "outcome": record.outcome,
+        "turn_count": len(record.turns),
+        "v2v_p50_ms": queries.percentile(v2v, 50),
+        "turns": turns,
+    }
 
 
 @router.get("/calls", dependencies=[Depends(require_token)], response_model=CallPage)
-async def list_calls(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                     offset: Annotated[int, Query(ge=0)] = 0, since: float | None = None, until: float | None = None,
-                     number: str | None = None, outcome: str | None = None, path: str | None = None) -> dict[str, Any]:
+async def list_calls(
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    since: float | None = None,
+    until: float | None = None,
+    number: str | None = None,
+    outcome: str | None = None,
+    path: str | None = None,
+) -> dict[str, Any]:
     """Calls, newest first; ``number`` matches part of the caller's or the called number."""
-    store = request.app.state.services.store
+    store = services.store
     try:
-        total, page = await store.read(lambda c: queries.list_calls(c, limit, offset, since, until, number,
-                                                                    outcome, path))
+        total, page = await store.read(
+            lambda c: queries.list_calls(c, limit, offset, since, until, number, outcome, path)
+        )
     except StoreUnavailable as exc:
         raise _unavailable(exc) from exc
     return {"total": total, "limit": limit, "offset": offset, "calls": page}
 
 
 @router.get("/calls/{call_sid}", dependencies=[Depends(require_token)], response_model=CallDetail)
-async def get_call(call_sid: str, request: Request) -> dict[str, Any]:
+async def get_call(call_sid: str, services: ServicesDep) -> dict[str, Any]:
     """One call with its turns and events; a call in progress too."""
-    services = request.app.state.services
     try:
         found = await services.store.read(lambda c: queries.get_call(c, call_sid))
     except StoreUnavailable:
@@ -78,23 +116,30 @@ async def get_call(call_sid: str, request: Request) -> dict[str, Any]:
         record = services.registry.find(call_sid)
         if record is None:
             raise HTTPException(status_code=404, detail="no such call")
-        found = {**live_call(record),
-                 "events": [{"at": e["at"], "kind": e["kind"],
-                             "details": {k: v for k, v in e.items() if k not in ("at", "kind")}}
-                            for e in record.events]}
+        found = {
+            **live_call(record),
+            "events": [
+                {"at": e["at"], "kind": e["kind"], "details": {k: v for k, v in e.items() if k not in ("at", "kind")}}
+                for e in record.events
+            ],
+        }
     return found
 
 
 @router.get("/live", dependencies=[Depends(require_token)], response_model=LiveCalls)
-async def live(request: Request) -> dict[str, Any]:
+async def live(services: ServicesDep) -> dict[str, Any]:
     """Calls in progress in this process, from memory."""
-    registry = request.app.state.services.registry
+    registry = services.registry
     return {"calls": [live_call(record) for record in list(registry.active.values())]}
 
 
 @router.get("/stats", dependencies=[Depends(require_token)], response_model=Stats)
-async def stats(request: Request, since: float | None = None, until: float | None = None,
-                bucket_s: Annotated[float, Query(gt=0)] = 3600) -> dict[str, Any]:
+async def stats(
+    services: ServicesDep,
+    since: float | None = None,
+    until: float | None = None,
+    bucket_s: Annotated[float, Query(gt=0)] = 3600,
+) -> dict[str, Any]:
     """Counts and latency percentiles per stage over a period (default: the last 24 h), by bucket."""
     until = time.time() if until is None else until
     since = until - DEFAULT_STATS_PERIOD_S if since is None else since
@@ -102,7 +147,7 @@ async def stats(request: Request, since: float | None = None, until: float | Non
         raise HTTPException(status_code=422, detail="'until' must be after 'since'")
     if (until - since) / bucket_s > queries.MAX_BUCKETS:
         raise HTTPException(status_code=422, detail=f"at most {queries.MAX_BUCKETS} buckets: raise bucket_s")
-    store = request.app.state.services.store
+    store = services.store
     try:
         return await store.read(lambda c: queries.stats(c, since, until, bucket_s), timeout_s=30)
     except StoreUnavailable as exc:
@@ -110,9 +155,9 @@ async def stats(request: Request, since: float | None = None, until: float | Non
 
 
 @router.delete("/callers/{number}", dependencies=[Depends(require_token)], response_model=DeletedCalls)
-async def forget_caller(number: str, request: Request) -> dict[str, int]:
+async def forget_caller(number: str, services: ServicesDep) -> dict[str, int]:
     """Delete every call whose caller is ``number``, with its turns, events and history."""
     try:
-        return {"deleted_calls": await request.app.state.services.store.forget_caller(number)}
+        return {"deleted_calls": await services.store.forget_caller(number)}
     except StoreUnavailable as exc:
         raise _unavailable(exc) from exc

@@ -21,9 +21,16 @@ class Turn(BaseModel):
     failed: bool
     language: str
     stt_early: bool
+    outcome: str = Field(default="done", description="How the reply ended: done, interrupted or discarded.")
+    end_reason: str = Field(
+        default="",
+        description="Why it did not finish: caller, server, key, transfer, hangup, no-words (empty when done).",
+    )
+    kind: str = Field(default="answer", description="answer (to the caller) or prompt (started by the agent).")
     stages_ms: dict[str, float | None] = Field(
         description="turn_detected, stt_final, llm_first_token, first_audio, first_frame_sent, first_mark_echoed; "
-        "recording-path turns carry recording_s, fetch, stt, llm, tts, total.")
+        "recording-path turns carry recording_s, fetch, stt, llm, tts, total."
+    )
 
 
 class Event(BaseModel):

@@ -39,8 +39,9 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return 20.0 * np.log10(rms / 32768.0) if rms > 0 else float("-inf")
 
 
-def trim_silence(samples: np.ndarray, rate: int, threshold_dbfs: float = -45.0,
-                 keep_ms: int = 20, window_ms: int = 10) -> np.ndarray:
+def trim_silence(
+    samples: np.ndarray, rate: int, threshold_dbfs: float = -45.0, keep_ms: int = 20, window_ms: int = 10
+) -> np.ndarray:
     """Cut leading and trailing audio quieter than ``threshold_dbfs`` (measured in short windows).
 
     Keeps ``keep_ms`` of margin so consonant onsets are not clipped. Returns an empty array if

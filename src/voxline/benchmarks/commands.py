@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,9 +13,13 @@ bench_app = typer.Typer(help="Benchmarks: load, embedded capacity, soak, micro-b
 # Wide enough for the result tables when the output is a file or a pipe (rich assumes 80 columns).
 console = Console() if sys.stdout.isatty() else Console(width=180)
 
-CpusOption = Annotated[Optional[str], typer.Option(
-    help="CPUs for the server, e.g. '0' or '0-1' ('all': no pinning). Default: the first CPU; "
-         "simulators and fakes get the others.")]
+CpusOption = Annotated[
+    str | None,
+    typer.Option(
+        help="CPUs for the server, e.g. '0' or '0-1' ('all': no pinning). Default: the first CPU; "
+        "simulators and fakes get the others."
+    ),
+]
 
 
 def _ladder(text: str) -> list[int]:
@@ -24,8 +28,12 @@ def _ladder(text: str) -> list[int]:
 
 @bench_app.command()
 def load(
-    calls: Annotated[str, typer.Option(help="Concurrent calls per step, stepped up until two steps in a row fail.")] = "10,20,30,40,50,60,70,80,90,100,120,150,200",
-    step_s: Annotated[float, typer.Option(help="Measured seconds per step (after a ramp of --ramp-s and 5 s to settle).")] = 60.0,
+    calls: Annotated[
+        str, typer.Option(help="Concurrent calls per step, stepped up until two steps in a row fail.")
+    ] = "10,20,30,40,50,60,70,80,90,100,120,150,200",
+    step_s: Annotated[
+        float, typer.Option(help="Measured seconds per step (after a ramp of --ramp-s and 5 s to settle).")
+    ] = 60.0,
     ramp_s: Annotated[float, typer.Option(help="Seconds over which a step's calls are started.")] = 5.0,
     stt_ms: Annotated[float, typer.Option(help="Fake STT latency.")] = 150.0,
     llm_ttft_ms: Annotated[float, typer.Option(help="Fake LLM time to first token.")] = 200.0,
@@ -35,42 +43,68 @@ def load(
     frame_lateness_p99_ms: Annotated[float, typer.Option(help="Limit: outbound frame lateness, p99.")] = 20.0,
     server_cpus: CpusOption = None,
     sim_processes: Annotated[int, typer.Option(help="Simulator processes (0: one per 150 calls).")] = 0,
-    embedded: Annotated[bool, typer.Option("--embedded", help="Use the embedded models instead of fakes (same as `bench capacity`).")] = False,
+    embedded: Annotated[
+        bool, typer.Option("--embedded", help="Use the embedded models instead of fakes (same as `bench capacity`).")
+    ] = False,
     label: Annotated[str, typer.Option(help="Result name under --out.")] = "",
-    out: Annotated[Path, typer.Option(help="Folder for the JSON result, the plot and the server log.")] = Path("bench/results"),
+    out: Annotated[Path, typer.Option(help="Folder for the JSON result, the plot and the server log.")] = Path(
+        "bench/results"
+    ),
 ) -> None:
     """N concurrent simulated calls against `voxline serve` with fake providers; finds calls per core."""
     if embedded:
-        capacity(calls="1,2,3,4,5,6,8", step_s=step_s, ramp_s=ramp_s, server_cpus=server_cpus or "all",
-                 label=label or "capacity", out=out)
+        capacity(
+            calls="1,2,3,4,5,6,8",
+            step_s=step_s,
+            ramp_s=ramp_s,
+            server_cpus=server_cpus or "all",
+            label=label or "capacity",
+            out=out,
+        )
         return
     from voxline.benchmarks.fakes import FakeLatencies
     from voxline.benchmarks.load import Limits, RunSettings, StepConfig
 
-    run = RunSettings(ladder=_ladder(calls), limits=Limits(overhead_p95_ms, frame_lateness_p99_ms),
-                      step=StepConfig(step_s=step_s, ramp_s=ramp_s, sim_processes=sim_processes),
-                      latencies=FakeLatencies(stt_ms, llm_ttft_ms, llm_token_ms, tts_ms), server_cpus=server_cpus,
-                      log_path=out / f"{label or 'load'}-server.log")
-    _run_and_report(run, label or "load", out, "overhead_ms", overhead_p95_ms,
-                    "Voxline's added latency (v2v − silence − fakes)")
+    run = RunSettings(
+        ladder=_ladder(calls),
+        limits=Limits(overhead_p95_ms, frame_lateness_p99_ms),
+        step=StepConfig(step_s=step_s, ramp_s=ramp_s, sim_processes=sim_processes),
+        latencies=FakeLatencies(stt_ms, llm_ttft_ms, llm_token_ms, tts_ms),
+        server_cpus=server_cpus,
+        log_path=out / f"{label or 'load'}-server.log",
+    )
+    _run_and_report(
+        run, label or "load", out, "overhead_ms", overhead_p95_ms, "Voxline's added latency (v2v − silence − fakes)"
+    )
 
 
 @bench_app.command()
 def capacity(
-    calls: Annotated[str, typer.Option(help="Concurrent calls per step, stepped up until two steps in a row fail.")] = "1,2,3,4,5,6,8",
+    calls: Annotated[
+        str, typer.Option(help="Concurrent calls per step, stepped up until two steps in a row fail.")
+    ] = "1,2,3,4,5,6,8",
     step_s: Annotated[float, typer.Option(help="Measured seconds per step.")] = 60.0,
     ramp_s: Annotated[float, typer.Option(help="Seconds over which a step's calls are started.")] = 5.0,
     v2v_p95_ms: Annotated[float, typer.Option(help="Limit: voice-to-voice latency p95.")] = 2000.0,
-    server_cpus: Annotated[Optional[str], typer.Option(help="CPUs for the server ('all': the models use every core).")] = "all",
+    server_cpus: Annotated[
+        str | None, typer.Option(help="CPUs for the server ('all': the models use every core).")
+    ] = "all",
     label: Annotated[str, typer.Option(help="Result name under --out.")] = "capacity",
-    out: Annotated[Path, typer.Option(help="Folder for the JSON result, the plot and the server log.")] = Path("bench/results"),
+    out: Annotated[Path, typer.Option(help="Folder for the JSON result, the plot and the server log.")] = Path(
+        "bench/results"
+    ),
 ) -> None:
     """Concurrent calls on the embedded models (the default `voxline serve`) before p95 voice-to-voice exceeds 2 s."""
     from voxline.benchmarks.load import Limits, RunSettings, StepConfig
 
-    run = RunSettings(ladder=_ladder(calls), limits=Limits(None, 20.0, v2v_p95_ms, sim_lag_p99_ms=100.0),
-                      step=StepConfig(step_s=step_s, ramp_s=ramp_s), latencies=None, server_cpus=server_cpus,
-                      log_path=out / f"{label}-server.log")
+    run = RunSettings(
+        ladder=_ladder(calls),
+        limits=Limits(None, 20.0, v2v_p95_ms, sim_lag_p99_ms=100.0),
+        step=StepConfig(step_s=step_s, ramp_s=ramp_s),
+        latencies=None,
+        server_cpus=server_cpus,
+        log_path=out / f"{label}-server.log",
+    )
     _run_and_report(run, label, out, "v2v_ms", v2v_p95_ms, "voice-to-voice latency, embedded models")
 
 
@@ -82,9 +116,11 @@ def _run_and_report(run, label: str, out: Path, key: str, limit: float, title: s
     console.print(steps_table(title, result["steps"]))
     print_errors(console, result["steps"])
     cores = len(result["server_cpus"])
-    console.print(f"[bold]largest passing N: {result['max_calls']} concurrent calls on {cores} server "
-                  f"CPU{'s' if cores > 1 else ''} = {result['calls_per_core']} calls per core[/] "
-                  f"(next step: {result['limited_by']})")
+    console.print(
+        f"[bold]largest passing N: {result['max_calls']} concurrent calls on {cores} server "
+        f"CPU{'s' if cores > 1 else ''} = {result['calls_per_core']} calls per core[/] "
+        f"(next step: {result['limited_by']})"
+    )
     if cores > 1 and run.latencies is None:
         console.print("(the embedded models use every server CPU, so the total is the machine's capacity)")
     path = write_json(label, result, out)
@@ -99,7 +135,9 @@ def soak(
     sample_s: Annotated[float, typer.Option(help="Seconds between memory/descriptor samples.")] = 10.0,
     server_cpus: CpusOption = None,
     label: Annotated[str, typer.Option(help="Result name under --out.")] = "soak",
-    out: Annotated[Path, typer.Option(help="Folder for the JSON result, the plot and the server log.")] = Path("bench/results"),
+    out: Annotated[Path, typer.Option(help="Folder for the JSON result, the plot and the server log.")] = Path(
+        "bench/results"
+    ),
 ) -> None:
     """Long run on fake providers: flat memory and descriptors, no lost turn, no error."""
     from voxline.benchmarks.soak import run_soak

@@ -66,14 +66,21 @@ def reply_onset_ms() -> float:
     return 0.0 if offset is None else offset * 1000
 
 
-def fixed_floor_ms(latencies: FakeLatencies, first_max_words: int, end_silence_ms: float,
-                   early_stt_lead_ms: float, reply: str = REPLY) -> float:
+def fixed_floor_ms(
+    latencies: FakeLatencies, first_max_words: int, end_silence_ms: float, early_stt_lead_ms: float, reply: str = REPLY
+) -> float:
     """The part of voice-to-voice latency that is not Voxline's: the end-of-turn silence, the STT
     time not hidden by early transcription, time to the LLM's first piece, TTS, and the quiet
     onset of the fake's recorded reply."""
     tokens = first_piece_tokens(reply, first_max_words)
-    return (end_silence_ms + max(0.0, latencies.stt_ms - early_stt_lead_ms) + latencies.llm_ttft_ms
-            + (tokens - 1) * latencies.llm_token_ms + latencies.tts_ms + reply_onset_ms())
+    return (
+        end_silence_ms
+        + max(0.0, latencies.stt_ms - early_stt_lead_ms)
+        + latencies.llm_ttft_ms
+        + (tokens - 1) * latencies.llm_token_ms
+        + latencies.tts_ms
+        + reply_onset_ms()
+    )
 
 
 class TimedOpenAI(FakeOpenAI):
@@ -101,9 +108,19 @@ class TimedOpenAI(FakeOpenAI):
         created = int(time.time())
 
         def chunk(delta: dict, finish: str | None = None) -> str:
-            return "data: " + json.dumps({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
-                                          "model": model, "choices": [{"index": 0, "delta": delta,
-                                                                        "finish_reason": finish}]}) + "\n\n"
+            return (
+                "data: "
+                + json.dumps(
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    }
+                )
+                + "\n\n"
+            )
 
         await asyncio.sleep(self.latencies.llm_ttft_ms / 1000)
         yield chunk({"role": "assistant", "content": ""})
@@ -135,8 +152,17 @@ async def serve(latencies: FakeLatencies) -> None:
 
     speech = speech_from_wav(REPLY_SPEECH)
     async with TimedOpenAI(latencies) as openai, TimedElevenLabs(latencies, speech) as elevenlabs:
-        print(json.dumps({"openai_base_url": openai.base_url, "elevenlabs_base_url": elevenlabs.base_url,
-                          "latencies": asdict(latencies), "pid": os.getpid()}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "openai_base_url": openai.base_url,
+                    "elevenlabs_base_url": elevenlabs.base_url,
+                    "latencies": asdict(latencies),
+                    "pid": os.getpid(),
+                }
+            ),
+            flush=True,
+        )
         await asyncio.Event().wait()
 
 

@@ -64,7 +64,7 @@ def detector_offset_ms(audio: np.ndarray) -> float:
     agent = effective_agent(load_agent(settings.agent_file), settings)
     detector = TurnDetector(vad_factory(agent.vad)(), agent.vad)
     ulaw = mulaw.encode(audio)
-    frames = [ulaw[i:i + FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff") for i in range(0, len(ulaw), FRAME_SAMPLES)]
+    frames = [ulaw[i : i + FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff") for i in range(0, len(ulaw), FRAME_SAMPLES)]
     lead = [b"\xff" * FRAME_SAMPLES] * 25
     tail = [b"\xff" * FRAME_SAMPLES] * (agent.vad.end_silence_frames + 25)
     ended: SpeechEnded | None = None
@@ -85,8 +85,9 @@ async def _lag_watch(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(max(0.0, time.monotonic() - asked - 0.05))
 
 
-async def _slot(index: int, spec: FleetSpec, turns, client: httpx.AsyncClient, session: aiohttp.ClientSession,
-                out: dict) -> None:
+async def _slot(
+    index: int, spec: FleetSpec, turns, client: httpx.AsyncClient, session: aiohttp.ClientSession, out: dict
+) -> None:
     from voxline.simulator.caller import CallerTurn, SimulatedCall
 
     rng = random.Random(spec.seed * 100003 + index)
@@ -96,8 +97,9 @@ async def _slot(index: int, spec: FleetSpec, turns, client: httpx.AsyncClient, s
         call = SimulatedCall(spec.base_url, spec.auth_token, reply_timeout_s=15.0)
         call.hang_up_at = spec.deadline
         try:
-            result = await call.run([CallerTurn(label, audio) for label, audio in chosen], client=client,
-                                    session=session)
+            result = await call.run(
+                [CallerTurn(label, audio) for label, audio in chosen], client=client, session=session
+            )
         except Exception as exc:  # a refused or broken call is an error of the run, reported, not fatal
             out["errors"].append(f"call {call.call_sid}: {type(exc).__name__}: {exc}")
             await asyncio.sleep(1.0)
@@ -108,9 +110,14 @@ async def _slot(index: int, spec: FleetSpec, turns, client: httpx.AsyncClient, s
             out["errors"].append(f"call {result.call_sid}: closed with {result.close_code}")
         answered = 0
         for turn in result.turns:
-            out["turns"].append({"speech_end": turn.speech_end, "latency_ms": None if turn.latency_s is None
-                                 else round(turn.latency_s * 1000, 1), "label": turn.label,
-                                 "detector_offset_ms": out["detector_offset_ms"][turn.label]})
+            out["turns"].append(
+                {
+                    "speech_end": turn.speech_end,
+                    "latency_ms": None if turn.latency_s is None else round(turn.latency_s * 1000, 1),
+                    "label": turn.label,
+                    "detector_offset_ms": out["detector_offset_ms"][turn.label],
+                }
+            )
             answered += turn.latency_s is not None
         out["unanswered"] += len(result.turns) - answered
         if spec.check_records:
@@ -154,8 +161,17 @@ async def run_fleet(spec: FleetSpec) -> dict:
 
     turns = [(label, speech_from_wav(path)) for label, path in caller_utterances()]
     offsets = {label: detector_offset_ms(audio) for label, audio in turns}
-    out: dict = {"detector_offset_ms": offsets, "calls": 0, "turns": [], "errors": [], "unanswered": 0, "lost_turns": 0, "records_checked": 0,
-                 "max_send_lateness_s": 0.0, "server_first_frame_ms": []}
+    out: dict = {
+        "detector_offset_ms": offsets,
+        "calls": 0,
+        "turns": [],
+        "errors": [],
+        "unanswered": 0,
+        "lost_turns": 0,
+        "records_checked": 0,
+        "max_send_lateness_s": 0.0,
+        "server_first_frame_ms": [],
+    }
     lag: list[float] = []
     stop = asyncio.Event()
     watcher = asyncio.create_task(_lag_watch(lag, stop))

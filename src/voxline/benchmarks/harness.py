@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import httpx
@@ -58,12 +60,27 @@ class FakeProviders:
         self.process: subprocess.Popen | None = None
         self.urls: dict = {}
 
-    def __enter__(self) -> "FakeProviders":
-        l = self.latencies
+    def __enter__(self) -> FakeProviders:
+        latency = self.latencies
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "voxline.benchmarks.fakes", "--stt-ms", str(l.stt_ms), "--llm-ttft-ms", str(l.llm_ttft_ms),
-             "--llm-token-ms", str(l.llm_token_ms), "--tts-ms", str(l.tts_ms), "--cpus", ",".join(map(str, sorted(self.cpus)))],
-            stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "voxline.benchmarks.fakes",
+                "--stt-ms",
+                str(latency.stt_ms),
+                "--llm-ttft-ms",
+                str(latency.llm_ttft_ms),
+                "--llm-token-ms",
+                str(latency.llm_token_ms),
+                "--tts-ms",
+                str(latency.tts_ms),
+                "--cpus",
+                ",".join(map(str, sorted(self.cpus))),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         line = self.process.stdout.readline()  # type: ignore[union-attr]
         if not line:
             raise RuntimeError("the fake providers did not start")
@@ -71,14 +88,22 @@ class FakeProviders:
         return self
 
     def server_env(self) -> dict[str, str]:
-        return {"VOXLINE_STT": "openai", "VOXLINE_STT_MODEL": "whisper-1",
-                "VOXLINE_LLM": "openai", "VOXLINE_LLM_MODEL": "gpt-4o-mini",
-                "VOXLINE_TTS": "elevenlabs", "VOXLINE_TTS_MODEL": "eleven_flash_v2_5", "VOXLINE_TTS_VOICE": "bench",
-                "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": self.urls["openai_base_url"],
-                "ELEVENLABS_API_KEY": ELEVENLABS_KEY, "ELEVENLABS_BASE_URL": self.urls["elevenlabs_base_url"],
-                # Every reply is the same text: with the TTS cache on, only the first would reach the
-                # fake TTS and the others would not pay its fixed latency.
-                "VOXLINE_TTS_CACHE_MB": "0"}
+        return {
+            "VOXLINE_STT": "openai",
+            "VOXLINE_STT_MODEL": "whisper-1",
+            "VOXLINE_LLM": "openai",
+            "VOXLINE_LLM_MODEL": "gpt-4o-mini",
+            "VOXLINE_TTS": "elevenlabs",
+            "VOXLINE_TTS_MODEL": "eleven_flash_v2_5",
+            "VOXLINE_TTS_VOICE": "bench",
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "OPENAI_BASE_URL": self.urls["openai_base_url"],
+            "ELEVENLABS_API_KEY": ELEVENLABS_KEY,
+            "ELEVENLABS_BASE_URL": self.urls["elevenlabs_base_url"],
+            # Every reply is the same text: with the TTS cache on, only the first would reach the
+            # fake TTS and the others would not pay its fixed latency.
+            "VOXLINE_TTS_CACHE_MB": "0",
+        }
 
     def __exit__(self, *exc) -> None:
         if self.process is not None:
@@ -95,10 +120,18 @@ class BenchServer:
         self.auth_token = secrets.token_hex(16)
         self.api_token = secrets.token_hex(16)
         self._data = tempfile.TemporaryDirectory(prefix="voxline-bench-")
-        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TWILIO_AUTH_TOKEN": self.auth_token,
-                    "VOXLINE_API_TOKEN": self.api_token, "VOXLINE_PUBLIC_URL": self.url,
-                    "VOXLINE_DATA_DIR": self._data.name, "VOXLINE_MAX_CALLS": "100000",
-                    "VOXLINE_CALLER_SILENCE_TIMEOUT_S": "120", "VOXLINE_SHUTDOWN_GRACE_S": "5", **env}
+        self.env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "VOXLINE_API_TOKEN": self.api_token,
+            "VOXLINE_PUBLIC_URL": self.url,
+            "VOXLINE_DATA_DIR": self._data.name,
+            "VOXLINE_MAX_CALLS": "100000",
+            "VOXLINE_CALLER_SILENCE_TIMEOUT_S": "120",
+            "VOXLINE_SHUTDOWN_GRACE_S": "5",
+            **env,
+        }
         self.env.pop("VOXLINE_DATABASE_URL", None)
         self.cpus = cpus
         self.log_path = log_path
@@ -112,14 +145,18 @@ class BenchServer:
         assert self.process is not None
         return self.process.pid
 
-    def __enter__(self) -> "BenchServer":
+    def __enter__(self) -> BenchServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w", encoding="utf-8")
         voxline = Path(sys.executable).parent / "voxline"
         cpus = self.cpus
-        self.process = subprocess.Popen([str(voxline), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                                        env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+        self.process = subprocess.Popen(
+            [str(voxline), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -162,7 +199,7 @@ class Fleets:
 
     def __init__(self, spec: FleetSpec, processes: int) -> None:
         self._context = multiprocessing.get_context("spawn")
-        self._workers: list[tuple[multiprocessing.Process, object]] = []
+        self._workers: list[tuple[BaseProcess, Connection]] = []
         processes = max(1, min(processes, spec.slots))
         for index in range(processes):
             slots = spec.slots // processes + (index < spec.slots % processes)
@@ -177,8 +214,8 @@ class Fleets:
         out: list[dict] = []
         deadline = time.monotonic() + timeout_s
         for process, receive in self._workers:
-            if receive.poll(max(0.0, deadline - time.monotonic())):  # type: ignore[attr-defined]
-                out.append(receive.recv())  # type: ignore[attr-defined]
+            if receive.poll(max(0.0, deadline - time.monotonic())):
+                out.append(receive.recv())
             else:
                 out.append({"fatal": "simulator process did not finish in time"})
             process.join(timeout=5)

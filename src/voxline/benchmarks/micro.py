@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import timeit
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +32,27 @@ STREAM_SID = "MZ" + "0" * 32
 def _speech_frames() -> list[bytes]:
     audio = np.concatenate([speech_from_wav(path) for _, path in caller_utterances()])
     ulaw = mulaw.encode(audio)
-    return [ulaw[i:i + FRAME_SAMPLES] for i in range(0, len(ulaw) - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
+    return [ulaw[i : i + FRAME_SAMPLES] for i in range(0, len(ulaw) - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
 
 
 def _media_json(frames: list[bytes]) -> list[str]:
-    return [json.dumps({"event": "media", "sequenceNumber": str(i + 3), "media": {
-        "track": "inbound", "chunk": str(i + 1), "timestamp": str(20 * i),
-        "payload": base64.b64encode(f).decode("ascii")}, "streamSid": STREAM_SID}, separators=(",", ":"))
-        for i, f in enumerate(frames)]
+    return [
+        json.dumps(
+            {
+                "event": "media",
+                "sequenceNumber": str(i + 3),
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(i + 1),
+                    "timestamp": str(20 * i),
+                    "payload": base64.b64encode(f).decode("ascii"),
+                },
+                "streamSid": STREAM_SID,
+            },
+            separators=(",", ":"),
+        )
+        for i, f in enumerate(frames)
+    ]
 
 
 class _Cycle:
@@ -53,7 +67,7 @@ class _Cycle:
         return self.items[self.i]
 
 
-def cases() -> dict[str, tuple[callable, int]]:
+def cases() -> dict[str, tuple[Callable[[], object], int]]:
     """name → (function doing ``per_call`` frames of work, per_call)."""
     from voxline.engine import files
 
@@ -68,17 +82,28 @@ def cases() -> dict[str, tuple[callable, int]]:
 
     def inbound_path() -> None:
         message = m.parse(next_text())
-        detector.process(mulaw.decode(message.payload))
+        detector.process(mulaw.decode(message.payload))  # type: ignore[union-attr]  # always media here
 
     def json_parse() -> m.Media:  # the previous implementation, kept here as the reference
         data = json.loads(next_text())
         media = data["media"]
-        return m.Media(data["streamSid"], str(media.get("track", "inbound")), int(media.get("chunk", 0)),
-                       int(media.get("timestamp", 0)), base64.b64decode(media["payload"], validate=True))
+        return m.Media(
+            data["streamSid"],
+            str(media.get("track", "inbound")),
+            int(media.get("chunk", 0)),
+            int(media.get("timestamp", 0)),
+            base64.b64decode(media["payload"], validate=True),
+        )
 
     def json_serialize() -> str:
-        return json.dumps({"event": "media", "streamSid": STREAM_SID,
-                           "media": {"payload": base64.b64encode(next_frame()).decode("ascii")}}, separators=(",", ":"))
+        return json.dumps(
+            {
+                "event": "media",
+                "streamSid": STREAM_SID,
+                "media": {"payload": base64.b64encode(next_frame()).decode("ascii")},
+            },
+            separators=(",", ":"),
+        )
 
     return {
         "μ-law decode (160 bytes → int16)": (lambda: mulaw.decode(next_frame()), 1),
@@ -112,7 +137,7 @@ def run_micro(repeat: int, label: str, out: Path, console: Console) -> dict:
         results[name] = {"us_per_frame": round(best * 1e6, 2), "percent_of_core_per_call": round(best * 50 * 100, 3)}
     for name, us in websocket_receive_costs(_media_json(_speech_frames()), repeat).items():
         results[name] = {"us_per_frame": round(us, 2), "percent_of_core_per_call": round(us * 50 / 1e4, 3)}
-    table = Table(title="per-frame cost (best of %d)" % repeat)
+    table = Table(title=f"per-frame cost (best of {repeat})")
     table.add_column("step")
     table.add_column("µs / frame", justify="right")
     table.add_column("% of a core per call (50 frames/s)", justify="right")
@@ -120,7 +145,11 @@ def run_micro(repeat: int, label: str, out: Path, console: Console) -> dict:
         table.add_row(name, f"{r['us_per_frame']:.2f}", f"{r['percent_of_core_per_call']:.3f}")
     console.print(table)
     path = write_json(label, {"busy_cpus_before": round(busy, 2), "results": results}, out)
-    plot = plot_bars(out / f"{label}.png", f"Per-frame cost (best of {repeat})",
-                     {name: r["us_per_frame"] for name, r in results.items()}, "µs per 20 ms frame")
+    plot = plot_bars(
+        out / f"{label}.png",
+        f"Per-frame cost (best of {repeat})",
+        {name: r["us_per_frame"] for name, r in results.items()},
+        "µs per 20 ms frame",
+    )
     console.print(f"machine busy {busy:.2f} CPUs before the run; wrote {path} and {plot}")
     return results

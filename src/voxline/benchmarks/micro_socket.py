@@ -29,8 +29,10 @@ from voxline.config import Settings
 from voxline.server import uvicorn_config
 from voxline.telephony.direct_socket import DIRECT, DirectWebSocketProtocol
 
-UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 
 
 class _Transport(asyncio.Transport):
@@ -123,8 +125,10 @@ def websocket_receive_costs(texts: list[str], repeat: int) -> dict[str, float]:
             best[direct] = min(best[direct], uvloop.run(_time_receive(direct, frames)))
     # Subtract the driver's own cost per message (an empty loop iteration), the same in both.
     idle = min(uvloop.run(_idle(len(frames))) for _ in range(repeat))
-    return {"receive a media message (voxline.direct)": (best[True] - idle) * 1e6,
-            "  reference: uvicorn websockets-sansio + Starlette receive": (best[False] - idle) * 1e6}
+    return {
+        "receive a media message (voxline.direct)": (best[True] - idle) * 1e6,
+        "  reference: uvicorn websockets-sansio + Starlette receive": (best[False] - idle) * 1e6,
+    }
 
 
 async def _idle(n: int) -> float:

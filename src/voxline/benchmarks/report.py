@@ -7,7 +7,7 @@ import os
 import platform
 import shlex
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -34,17 +34,29 @@ def machine(*packages: str) -> dict[str, object]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "system": platform.platform(),
-            "versions": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+        "versions": versions,
+    }
 
 
 def write_json(name: str, payload: dict, out_dir: Path = RESULTS) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
-    command = "voxline " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "voxline" \
+    command = (
+        "voxline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if Path(sys.argv[0]).name == "voxline"
         else " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
-    payload = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-               "command": command, **payload}
+    )
+    payload = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": command,
+        **payload,
+    }
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
@@ -55,20 +67,39 @@ def _fmt(value) -> str:
 
 def steps_table(title: str, steps: list[dict]) -> Table:
     table = Table(title=title)
-    for column in ("calls", "turns", "v2v p50/p95/p99 ms", "overhead p50/p95/p99 ms", "server overhead p50/p95 ms",
-                   "frame late p99 ms",
-                   "loop lag p99 ms", "CPU s / call-min", "MB / call", "errors", "sim lag p99", "CPU pressure", "verdict"):
+    for column in (
+        "calls",
+        "turns",
+        "v2v p50/p95/p99 ms",
+        "overhead p50/p95/p99 ms",
+        "server overhead p50/p95 ms",
+        "frame late p99 ms",
+        "loop lag p99 ms",
+        "CPU s / call-min",
+        "MB / call",
+        "errors",
+        "sim lag p99",
+        "CPU pressure",
+        "verdict",
+    ):
         table.add_column(column, justify="right" if column != "verdict" else "left")
     for s in steps:
         v, o = s["v2v_ms"], s["overhead_ms"]
-        table.add_row(str(s["calls"]), str(s["turns"]), f"{_fmt(v['p50'])}/{_fmt(v['p95'])}/{_fmt(v['p99'])}",
-                      f"{_fmt(o['p50'])}/{_fmt(o['p95'])}/{_fmt(o['p99'])}",
-                      f"{_fmt(s['server_overhead_ms']['p50'])}/{_fmt(s['server_overhead_ms']['p95'])}",
-                      _fmt(s["frame_lateness_ms"]["p99"]),
-                      _fmt(s["loop_lag_ms"]["p99"]), _fmt(s["cpu_s_per_call_minute"]), _fmt(s["memory_per_call_mb"]),
-                      str(len(s["errors"]) + s["lost_turns"]), _fmt(s["simulator"]["loop_lag_p99_ms"]),
-                      "—" if s.get("cpu_pressure") is None else f"{s['cpu_pressure']:.0%}",
-                      "[green]pass[/]" if s["passed"] else f"[red]{s['verdict']}[/]")
+        table.add_row(
+            str(s["calls"]),
+            str(s["turns"]),
+            f"{_fmt(v['p50'])}/{_fmt(v['p95'])}/{_fmt(v['p99'])}",
+            f"{_fmt(o['p50'])}/{_fmt(o['p95'])}/{_fmt(o['p99'])}",
+            f"{_fmt(s['server_overhead_ms']['p50'])}/{_fmt(s['server_overhead_ms']['p95'])}",
+            _fmt(s["frame_lateness_ms"]["p99"]),
+            _fmt(s["loop_lag_ms"]["p99"]),
+            _fmt(s["cpu_s_per_call_minute"]),
+            _fmt(s["memory_per_call_mb"]),
+            str(len(s["errors"]) + s["lost_turns"]),
+            _fmt(s["simulator"]["loop_lag_p99_ms"]),
+            "—" if s.get("cpu_pressure") is None else f"{s['cpu_pressure']:.0%}",
+            "[green]pass[/]" if s["passed"] else f"[red]{s['verdict']}[/]",
+        )
     return table
 
 
@@ -139,8 +170,9 @@ def plot_soak(path: Path, samples: list[dict], title: str) -> Path:
     return path
 
 
-def plot_distributions(path: Path, title: str, series: dict[str, list[float]], xlabel: str,
-                       limit: float | None = None) -> Path:
+def plot_distributions(
+    path: Path, title: str, series: dict[str, list[float]], xlabel: str, limit: float | None = None
+) -> Path:
     """Several latency samples side by side: histogram and cumulative distribution."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))

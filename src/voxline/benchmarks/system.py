@@ -72,7 +72,7 @@ class Histogram:
     counts: list[float]
     total: float = 0.0
 
-    def minus(self, earlier: "Histogram | None") -> "Histogram":
+    def minus(self, earlier: Histogram | None) -> Histogram:
         if earlier is None:
             return self
         return Histogram(self.bounds, [a - b for a, b in zip(self.counts, earlier.counts)], self.total - earlier.total)

@@ -1,1 +1,1 @@
-"""Embedded model files and the bounded worker pool that runs blocking model calls."""
+"""The voice stack: model files with pinned hashes, the providers each stage uses, and their fallbacks."""

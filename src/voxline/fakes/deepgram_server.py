@@ -55,10 +55,14 @@ class FakeDeepgram(LoopbackServer):
 
     async def _refuse(self, ws: WebSocket, status: int, message: str) -> None:
         self.refused += 1
-        body = {"err_code": {401: "INVALID_AUTH", 429: "TOO_MANY_REQUESTS"}.get(status, "INTERNAL_SERVER_ERROR"),
-                "err_msg": message, "request_id": str(uuid.uuid4())}
-        await ws.send_denial_response(JSONResponse(body, status_code=status, headers={
-            "dg-error": message, "dg-request-id": body["request_id"]}))
+        body = {
+            "err_code": {401: "INVALID_AUTH", 429: "TOO_MANY_REQUESTS"}.get(status, "INTERNAL_SERVER_ERROR"),
+            "err_msg": message,
+            "request_id": str(uuid.uuid4()),
+        }
+        await ws.send_denial_response(
+            JSONResponse(body, status_code=status, headers={"dg-error": message, "dg-request-id": body["request_id"]})
+        )
 
     async def _listen(self, ws: WebSocket) -> None:
         if ws.headers.get("authorization") != f"Token {API_KEY}" or self.mode == "unauthorized":
@@ -75,7 +79,14 @@ class FakeDeepgram(LoopbackServer):
             return await self._refuse(ws, 400, "Bad Request: unsupported encoding")
         request_id = str(uuid.uuid4())
         await ws.accept(headers=[(b"dg-request-id", request_id.encode())])
-        info = {"request_id": request_id, "query": query, "audio": bytearray(), "controls": [], "sent": [], "sent_at": []}
+        info = {
+            "request_id": request_id,
+            "query": query,
+            "audio": bytearray(),
+            "controls": [],
+            "sent": [],
+            "sent_at": [],
+        }
         self.connections.append(info)
         await _Listener(self, ws, info).run()
 
@@ -109,15 +120,37 @@ class _Listener:
 
     def results(self, text: str, *, is_final: bool, speech_final: bool = False, from_finalize: bool = False) -> dict:
         now = self.frames * 0.02
-        message = {"type": "Results", "channel_index": [0, 1], "duration": round(now - self.segment_start, 3),
-                   "start": round(self.segment_start, 3), "is_final": is_final, "speech_final": speech_final,
-                   "channel": {"alternatives": [{"transcript": text, "confidence": 0.98 if text else 0.0,
-                                                  "words": [{"word": w.strip(".,?!").lower(), "start": 0.0, "end": 0.0,
-                                                             "confidence": 0.98, "punctuated_word": w}
-                                                            for w in text.split()]}]},
-                   "metadata": {"request_id": self.request_id, "model_info": {"name": "general-nova-3",
-                                                                             "version": "fake", "arch": "nova-3"},
-                                "model_uuid": "00000000-0000-0000-0000-000000000000"}}
+        message = {
+            "type": "Results",
+            "channel_index": [0, 1],
+            "duration": round(now - self.segment_start, 3),
+            "start": round(self.segment_start, 3),
+            "is_final": is_final,
+            "speech_final": speech_final,
+            "channel": {
+                "alternatives": [
+                    {
+                        "transcript": text,
+                        "confidence": 0.98 if text else 0.0,
+                        "words": [
+                            {
+                                "word": w.strip(".,?!").lower(),
+                                "start": 0.0,
+                                "end": 0.0,
+                                "confidence": 0.98,
+                                "punctuated_word": w,
+                            }
+                            for w in text.split()
+                        ],
+                    }
+                ]
+            },
+            "metadata": {
+                "request_id": self.request_id,
+                "model_info": {"name": "general-nova-3", "version": "fake", "arch": "nova-3"},
+                "model_uuid": "00000000-0000-0000-0000-000000000000",
+            },
+        }
         if from_finalize:
             message["from_finalize"] = True
         if is_final:
@@ -149,9 +182,19 @@ class _Listener:
             text = self.take_text()
             await self.send(self.results(text, is_final=True, from_finalize=True))
         elif kind == "CloseStream":
-            await self.send({"type": "Metadata", "transaction_key": "deprecated", "request_id": self.request_id,
-                             "sha256": "", "created": "", "duration": self.frames * 0.02, "channels": 1,
-                             "models": ["00000000-0000-0000-0000-000000000000"], "model_info": {}})
+            await self.send(
+                {
+                    "type": "Metadata",
+                    "transaction_key": "deprecated",
+                    "request_id": self.request_id,
+                    "sha256": "",
+                    "created": "",
+                    "duration": self.frames * 0.02,
+                    "channels": 1,
+                    "models": ["00000000-0000-0000-0000-000000000000"],
+                    "model_info": {},
+                }
+            )
             await self.ws.close(1000)
             return True
         return False
@@ -189,7 +232,9 @@ class _Listener:
                     self.text_given = False
                     self.utterance_open = True
                 if self.vad_events:
-                    await self.send({"type": "SpeechStarted", "channel": [0], "timestamp": round(self.frames * 0.02, 3)})
+                    await self.send(
+                        {"type": "SpeechStarted", "channel": [0], "timestamp": round(self.frames * 0.02, 3)}
+                    )
             if self.in_speech and fake.mode in ("drop-once", "drop") and self.voiced_run == 25:
                 if fake.mode == "drop-once":
                     fake.mode = "ok"
@@ -209,6 +254,7 @@ class _Listener:
             self.words_said = False
             self.utterance_open = False  # the next speech is a new utterance, with the next scripted words
             if self.utterance_end_ms:
-                await self.send({"type": "UtteranceEnd", "channel": [0, 1],
-                                 "last_word_end": round(self.frames * 0.02, 3)})
+                await self.send(
+                    {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": round(self.frames * 0.02, 3)}
+                )
         return False

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from voxline.simulator.loopback import LoopbackServer
 from voxline.audio import mulaw
+from voxline.simulator.loopback import LoopbackServer
 
 API_KEY = "xi-test-abcdef"
 
@@ -32,20 +32,32 @@ class FakeElevenLabs(LoopbackServer):
 
     async def _stream(self, request: Request):
         body = await request.json()
-        self.requests.append({"voice_id": request.path_params["voice_id"], "query": dict(request.query_params),
-                              "body": body, "key": request.headers.get("xi-api-key")})
+        self.requests.append(
+            {
+                "voice_id": request.path_params["voice_id"],
+                "query": dict(request.query_params),
+                "body": body,
+                "key": request.headers.get("xi-api-key"),
+            }
+        )
         if request.headers.get("xi-api-key") != API_KEY or self.mode == "unauthorized":
-            return JSONResponse({"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}, status_code=401)
+            return JSONResponse(
+                {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}, status_code=401
+            )
         if self.mode == "rate-limited-once" and len(self.requests) == 1:
-            return JSONResponse({"detail": {"status": "too_many_concurrent_requests",
-                                            "message": "Too many concurrent requests"}}, status_code=429)
+            return JSONResponse(
+                {"detail": {"status": "too_many_concurrent_requests", "message": "Too many concurrent requests"}},
+                status_code=429,
+            )
         if request.query_params.get("output_format") != "ulaw_8000":
-            return JSONResponse({"detail": {"status": "invalid_output_format", "message": "bad format"}}, status_code=400)
+            return JSONResponse(
+                {"detail": {"status": "invalid_output_format", "message": "bad format"}}, status_code=400
+            )
         audio = mulaw.encode(self.speech)
 
         async def chunks():
             for i in range(0, len(audio), 1024):
-                yield audio[i:i + 1024]
+                yield audio[i : i + 1024]
                 await asyncio.sleep(0)
 
         return StreamingResponse(chunks(), media_type="audio/basic")

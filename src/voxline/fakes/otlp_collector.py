@@ -32,7 +32,9 @@ class FakeOtlpCollector(LoopbackServer):
 
     async def _traces(self, request: Request) -> Response:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-            ExportTraceServiceRequest, ExportTraceServiceResponse)
+            ExportTraceServiceRequest,
+            ExportTraceServiceResponse,
+        )
 
         if request.headers.get("content-type") != "application/x-protobuf":
             return Response(status_code=415)
@@ -43,11 +45,17 @@ class FakeOtlpCollector(LoopbackServer):
                     self.service_names.add(attribute.value.string_value)
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    self.spans.append(ReceivedSpan(
-                        name=span.name, trace_id=span.trace_id, span_id=span.span_id,
-                        parent_span_id=span.parent_span_id, start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano,
-                        attributes={a.key: _value(a.value) for a in span.attributes}))
+                    self.spans.append(
+                        ReceivedSpan(
+                            name=span.name,
+                            trace_id=span.trace_id,
+                            span_id=span.span_id,
+                            parent_span_id=span.parent_span_id,
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
+                            attributes={a.key: _value(a.value) for a in span.attributes},
+                        )
+                    )
         return Response(ExportTraceServiceResponse().SerializeToString(), media_type="application/x-protobuf")
 
 

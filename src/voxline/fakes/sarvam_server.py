@@ -37,15 +37,22 @@ class FakeSarvam(LoopbackServer):
         self.slow_s = 5.0
         self.speech = np.zeros(0, dtype=np.int16)  # 8 kHz int16, set by the test
         self.requests: list[dict] = []
-        app = Starlette(routes=[Route("/speech-to-text", self._stt, methods=["POST"]),
-                                Route("/text-to-speech", self._tts, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/speech-to-text", self._stt, methods=["POST"]),
+                Route("/text-to-speech", self._tts, methods=["POST"]),
+            ]
+        )
         super().__init__(app)
         self.base_url = self.url
 
     async def _refusal(self, request: Request) -> JSONResponse | None:
         if request.headers.get("api-subscription-key") != API_KEY or self.mode == "unauthorized":
-            return _error(403 if request.headers.get("api-subscription-key") is None else 401,
-                          "Invalid API key", "invalid_api_key_error")
+            return _error(
+                403 if request.headers.get("api-subscription-key") is None else 401,
+                "Invalid API key",
+                "invalid_api_key_error",
+            )
         if self.mode == "rate-limited-once" and len(self.requests) == 1:
             return _error(429, "Rate limit exceeded", "rate_limit_exceeded_error")
         if self.mode == "server-error":
@@ -58,21 +65,33 @@ class FakeSarvam(LoopbackServer):
         form = await request.form()
         upload = form.get("file")
         audio = await upload.read() if upload is not None and not isinstance(upload, str) else b""
-        self.requests.append({"path": "speech-to-text", "model": form.get("model"),
-                              "language_code": form.get("language_code"), "audio": audio,
-                              "key": request.headers.get("api-subscription-key")})
+        self.requests.append(
+            {
+                "path": "speech-to-text",
+                "model": form.get("model"),
+                "language_code": form.get("language_code"),
+                "audio": audio,
+                "key": request.headers.get("api-subscription-key"),
+            }
+        )
         if (refused := await self._refusal(request)) is not None:
             return refused
         if not audio.startswith(b"RIFF"):
             return _error(400, "Invalid audio file format", "invalid_request_error")
         language = form.get("language_code") or "unknown"
-        return JSONResponse({"request_id": str(uuid.uuid4()), "transcript": self.transcript,
-                             "language_code": "hi-IN" if language == "unknown" else language})
+        return JSONResponse(
+            {
+                "request_id": str(uuid.uuid4()),
+                "transcript": self.transcript,
+                "language_code": "hi-IN" if language == "unknown" else language,
+            }
+        )
 
     async def _tts(self, request: Request):
         body = await request.json()
-        self.requests.append({"path": "text-to-speech", "body": body,
-                              "key": request.headers.get("api-subscription-key")})
+        self.requests.append(
+            {"path": "text-to-speech", "body": body, "key": request.headers.get("api-subscription-key")}
+        )
         if (refused := await self._refusal(request)) is not None:
             return refused
         if not body.get("text") or not body.get("target_language_code"):
@@ -87,10 +106,12 @@ class FakeSarvam(LoopbackServer):
             w.setsampwidth(2)
             w.setframerate(rate)
             w.writeframes(samples.astype("<i2").tobytes())
-        return JSONResponse({"request_id": str(uuid.uuid4()),
-                             "audios": [base64.b64encode(buffer.getvalue()).decode("ascii")]})
+        return JSONResponse(
+            {"request_id": str(uuid.uuid4()), "audios": [base64.b64encode(buffer.getvalue()).decode("ascii")]}
+        )
 
 
 def _error(status: int, message: str, code: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "code": code, "request_id": str(uuid.uuid4())}},
-                        status_code=status)
+    return JSONResponse(
+        {"error": {"message": message, "code": code, "request_id": str(uuid.uuid4())}}, status_code=status
+    )

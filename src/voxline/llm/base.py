@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Literal, Protocol, TypedDict
+from collections.abc import AsyncIterator
+from typing import Literal, Protocol, TypedDict
+
+from voxline.llm.events import LlmEvent
 
 
 class ChatMessage(TypedDict):
@@ -11,12 +14,13 @@ class ChatMessage(TypedDict):
 
 
 class LanguageModel(Protocol):
-    """Streams a chat reply. Closing the iterator early must stop generation promptly."""
+    """Streams a chat reply as typed events (text, tool calls). Closing the iterator early must stop
+    generation promptly."""
 
     name: str
     prefills_locally: bool  # whether ``prefill`` saves time (worth transcribing partial speech for)
 
-    def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[str]: ...
+    def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[LlmEvent]: ...
 
     async def prefill(self, messages: list[ChatMessage]) -> None:
         """A hint that a prompt starting with ``messages`` is coming (the last one still growing).

@@ -13,10 +13,12 @@ import re
 _SENTENCE_END = re.compile(r"[.!?…](?=[\"')\]]*\s)|\n")
 _CLAUSE_END = re.compile(r"[,;:—](?=\s)")
 # Words a spoken fragment should not end on: the listener hears them as a stumble.
-_DANGLING = frozenset("""a an the to of and or but for in on at by with from into about as is are was were be
+_DANGLING = frozenset(
+    """a an the to of and or but for in on at by with from into about as is are was were be
 been am will would can could should shall may might must do does did has have had not no my your our
 their his her its this that these those which who whom whose what when where how if than so very
-just also i we you he she they it there here dr mr mrs ms""".split())
+just also i we you he she they it there here dr mr mrs ms""".split()
+)
 _UNSPEAKABLE = re.compile(r"[*_#`~|>\[\]{}]|[\U0001F300-\U0001FAFF\u2600-\u27BF]")
 
 
@@ -67,7 +69,7 @@ class ClauseChunker:
         complete = words if self._buffer[-1:].isspace() else words[:-1]
         if len(complete) < self._first_max_words:
             return None
-        for word in complete[self._first_max_words - 1:]:
+        for word in complete[self._first_max_words - 1 :]:
             if re.sub(r"\W", "", word.group()).lower() not in _DANGLING:
                 return word.end()
         return None

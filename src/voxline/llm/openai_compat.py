@@ -16,22 +16,38 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 
 from voxline.errors import ProviderError
 from voxline.llm.base import ChatMessage
-from voxline.providers.http import (CONNECTION_ERRORS, RETRYABLE_STATUS, RetryWindow, bearer, error_message,
-                                    provider_timeout)
+from voxline.llm.events import LlmEvent, TextDelta, ToolCall
+from voxline.providers.http import (
+    CONNECTION_ERRORS,
+    RETRYABLE_STATUS,
+    RetryWindow,
+    bearer,
+    error_message,
+    provider_timeout,
+)
 
 log = logging.getLogger(__name__)
 
 
 class OpenAICompatibleChat:
     prefills_locally = False
-    def __init__(self, client: aiohttp.ClientSession, base_url: str, api_key: str, model: str,
-                 provider: str = "openai", timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
+
+    def __init__(
+        self,
+        client: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str,
+        model: str,
+        provider: str = "openai",
+        timeout_s: float = 10.0,
+        retry_window_s: float = 3.0,
+    ) -> None:
         self.name = f"{provider}:{model}"
         self.provider = provider
         self._client = client
@@ -44,26 +60,32 @@ class OpenAICompatibleChat:
     async def prefill(self, messages: list[ChatMessage]) -> None:
         """Hosted APIs cache prompts on their side; nothing to do ahead of time."""
 
-    async def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[str]:
-        body = {"model": self._model, "messages": list(messages), "stream": True,
-                "max_tokens": max_tokens, "temperature": temperature}
+    async def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[LlmEvent]:
+        body = {
+            "model": self._model,
+            "messages": list(messages),
+            "stream": True,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
         window = RetryWindow(self._retry_window_s)
         while True:
             started = False
             try:
-                async with self._client.post(self._url, json=body, headers=self._headers,
-                                             timeout=self._timeout) as response:
+                async with self._client.post(
+                    self._url, json=body, headers=self._headers, timeout=self._timeout
+                ) as response:
                     if response.status != 200:
                         await self._refused(response)
-                    async for text in self._events(response):
+                    async for event in self._events(response):
                         started = True
-                        yield text
+                        yield event
                 return
             except ProviderError as exc:
                 if started or exc.kind not in {str(s) for s in RETRYABLE_STATUS} or not window.allows_another():
                     raise
                 problem = str(exc)
-            except (asyncio.TimeoutError, *CONNECTION_ERRORS) as exc:
+            except (TimeoutError, *CONNECTION_ERRORS) as exc:  # type: ignore[misc]  # a tuple of classes
                 kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "connection"
                 if started or not window.allows_another():
                     raise ProviderError(self.provider, kind, f"{type(exc).__name__} {exc}".strip()) from None
@@ -74,8 +96,9 @@ class OpenAICompatibleChat:
     async def _refused(self, response: aiohttp.ClientResponse) -> None:
         raise ProviderError(self.provider, str(response.status), error_message(await response.read()))
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[LlmEvent]:
         finished = False
+        calls: dict[int, dict[str, str]] = {}  # tool calls arrive in pieces, by index
         async for line in response.content:  # one server-sent-event line at a time, b"\n" included
             if not line.startswith(b"data:"):
                 continue
@@ -95,10 +118,30 @@ class OpenAICompatibleChat:
             if "error" in chunk:
                 raise ProviderError(self.provider, "stream-error", str(chunk["error"].get("message", chunk["error"])))
             for choice in chunk.get("choices", []):
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    yield text
+                delta = choice.get("delta") or {}
+                if text := delta.get("content"):
+                    yield TextDelta(text)
+                for part in delta.get("tool_calls") or []:
+                    call = calls.setdefault(int(part.get("index", 0)), {"id": "", "name": "", "arguments": ""})
+                    function = part.get("function") or {}
+                    call["id"] = part.get("id") or call["id"]
+                    call["name"] = function.get("name") or call["name"]
+                    call["arguments"] += function.get("arguments") or ""
                 if choice.get("finish_reason"):
                     finished = True
+                    for call in calls.values():
+                        yield self._tool_call(call)
+                    calls.clear()
         if not finished:
             raise ProviderError(self.provider, "connection", "the stream ended before the reply was complete")
+
+    def _tool_call(self, call: dict[str, str]) -> ToolCall:
+        try:
+            arguments = json.loads(call["arguments"] or "{}")
+        except ValueError:
+            raise ProviderError(
+                self.provider, "protocol", f"tool call {call['name']!r}: arguments are not JSON"
+            ) from None
+        if not isinstance(arguments, dict):
+            raise ProviderError(self.provider, "protocol", f"tool call {call['name']!r}: arguments are not an object")
+        return ToolCall(id=call["id"], name=call["name"], arguments=arguments)

@@ -31,24 +31,52 @@ class Metrics:
         self.active_calls = Gauge("voxline_active_calls", "Calls in progress.", ["path"], registry=r)
         self.calls = Counter("voxline_calls", "Calls ended, by outcome.", ["path", "outcome"], registry=r)
         self.turns = Counter("voxline_turns", "Caller turns answered.", ["path", "interrupted"], registry=r)
-        self.stage = Histogram("voxline_turn_stage_seconds", "Stage time after the caller's end of speech.",
-                               ["path", "stage"], buckets=LATENCY_BUCKETS, registry=r)
-        self.voice_to_voice = Histogram("voxline_voice_to_voice_seconds",
-                                        "End of the caller's speech to the reply's first audio, server side.",
-                                        ["path"], buckets=LATENCY_BUCKETS, registry=r)
+        self.stage = Histogram(
+            "voxline_turn_stage_seconds",
+            "Stage time after the caller's end of speech.",
+            ["path", "stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.voice_to_voice = Histogram(
+            "voxline_voice_to_voice_seconds",
+            "End of the caller's speech to the reply's first audio, server side.",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.barge_ins = Counter("voxline_barge_ins", "Times a caller interrupted the agent.", registry=r)
-        self.provider_errors = Counter("voxline_provider_errors", "Failures of a speech or language provider.",
-                                       ["provider", "kind"], registry=r)
-        self.loop_lag = Histogram("voxline_event_loop_lag_seconds", "How late the event loop ran a timer.",
-                                  buckets=SMALL_BUCKETS, registry=r)
-        self.frame_lateness = Histogram("voxline_outbound_frame_lateness_seconds",
-                                        "How long the line ran dry before a frame of a reply was sent.",
-                                        buckets=SMALL_BUCKETS, registry=r)
-        self.late_frames = Counter("voxline_outbound_frames_late",
-                                   "Outbound sends more than 20 ms late (the caller heard a gap).", registry=r)
-        self.gc_pause = Histogram("voxline_gc_pause_seconds",
-                                  "Garbage-collector passes, by generation: every call waits through each one.",
-                                  ["generation"], buckets=GC_BUCKETS, registry=r)
+        self.interruptions = Counter(
+            "voxline_agent_interrupted",
+            "Replies cut short by something other than the caller's voice.",
+            ["reason"],
+            registry=r,
+        )
+        self.provider_errors = Counter(
+            "voxline_provider_errors", "Failures of a speech or language provider.", ["provider", "kind"], registry=r
+        )
+        self.internal_errors = Counter(
+            "voxline_internal_errors", "Call tasks that failed with an unexpected error.", ["task"], registry=r
+        )
+        self.loop_lag = Histogram(
+            "voxline_event_loop_lag_seconds", "How late the event loop ran a timer.", buckets=SMALL_BUCKETS, registry=r
+        )
+        self.frame_lateness = Histogram(
+            "voxline_outbound_frame_lateness_seconds",
+            "How long the line ran dry before a frame of a reply was sent.",
+            buckets=SMALL_BUCKETS,
+            registry=r,
+        )
+        self.late_frames = Counter(
+            "voxline_outbound_frames_late", "Outbound sends more than 20 ms late (the caller heard a gap).", registry=r
+        )
+        self.gc_pause = Histogram(
+            "voxline_gc_pause_seconds",
+            "Garbage-collector passes, by generation: every call waits through each one.",
+            ["generation"],
+            buckets=GC_BUCKETS,
+            registry=r,
+        )
 
     def watch_tts_cache(self, cache) -> None:
         """Export the voice stack's TTS cache counters (the cache belongs to the stack; read at each scrape)."""
@@ -101,10 +129,12 @@ class _TtsCacheCollector:
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        lookups = CounterMetricFamily("voxline_tts_cache_lookups", "TTS cache lookups: a hit plays with no synthesis.",
-                                      labels=["result"])
+        lookups = CounterMetricFamily(
+            "voxline_tts_cache_lookups", "TTS cache lookups: a hit plays with no synthesis.", labels=["result"]
+        )
         lookups.add_metric(["hit"], self._cache.hits)
         lookups.add_metric(["miss"], self._cache.misses)
         yield lookups
-        yield GaugeMetricFamily("voxline_tts_cache_memory_bytes", "Audio held by the in-memory TTS cache.",
-                                value=self._cache.memory_bytes)
+        yield GaugeMetricFamily(
+            "voxline_tts_cache_memory_bytes", "Audio held by the in-memory TTS cache.", value=self._cache.memory_bytes
+        )

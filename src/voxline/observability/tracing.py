@@ -26,8 +26,17 @@ STAGE_SPANS = (
 
 
 class TurnTracer(Protocol):
-    def turn(self, call_sid: str, path: str, turn: int, speech_end_wall_s: float,
-             stages_ms: dict[str, float | None], completed_ms: float, interrupted: bool, failed: bool) -> None: ...
+    def turn(
+        self,
+        call_sid: str,
+        path: str,
+        turn: int,
+        speech_end_wall_s: float,
+        stages_ms: dict[str, float | None],
+        completed_ms: float,
+        interrupted: bool,
+        failed: bool,
+    ) -> None: ...
 
     def shutdown(self) -> None: ...
 
@@ -53,13 +62,25 @@ class OtlpTracer:
 
         # A provider of our own, not the process-global one: two apps in one process stay apart.
         self._provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-        self._provider.add_span_processor(BatchSpanProcessor(
-            OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces"), schedule_delay_millis=1000))
+        self._provider.add_span_processor(
+            BatchSpanProcessor(
+                OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces"), schedule_delay_millis=1000
+            )
+        )
         self._tracer = self._provider.get_tracer("voxline")
         log.info("OpenTelemetry traces go to %s", endpoint)
 
-    def turn(self, call_sid: str, path: str, turn: int, speech_end_wall_s: float,
-             stages_ms: dict[str, float | None], completed_ms: float, interrupted: bool, failed: bool) -> None:
+    def turn(
+        self,
+        call_sid: str,
+        path: str,
+        turn: int,
+        speech_end_wall_s: float,
+        stages_ms: dict[str, float | None],
+        completed_ms: float,
+        interrupted: bool,
+        failed: bool,
+    ) -> None:
         from opentelemetry import trace
 
         start_ns = int(speech_end_wall_s * 1e9)
@@ -67,18 +88,27 @@ class OtlpTracer:
         def at(ms: float) -> int:
             return start_ns + int(ms * 1e6)
 
-        root = self._tracer.start_span("turn", start_time=start_ns, attributes={
-            "voxline.call_sid": call_sid, "voxline.path": path, "voxline.turn": turn,
-            "voxline.interrupted": interrupted, "voxline.failed": failed,
-            **{f"voxline.stage_ms.{k}": v for k, v in stages_ms.items() if v is not None}})
+        root = self._tracer.start_span(
+            "turn",
+            start_time=start_ns,
+            attributes={
+                "voxline.call_sid": call_sid,
+                "voxline.path": path,
+                "voxline.turn": turn,
+                "voxline.interrupted": interrupted,
+                "voxline.failed": failed,
+                **{f"voxline.stage_ms.{k}": v for k, v in stages_ms.items() if v is not None},
+            },
+        )
         context = trace.set_span_in_context(root)
         previous = 0.0
         for stage, title in STAGE_SPANS:
             reached = stages_ms.get(stage)
             if reached is None:
                 continue
-            span = self._tracer.start_span(title, context=context, start_time=at(previous),
-                                           attributes={"voxline.stage": stage})
+            span = self._tracer.start_span(
+                title, context=context, start_time=at(previous), attributes={"voxline.stage": stage}
+            )
             span.end(end_time=at(max(reached, previous)))
             previous = max(reached, previous)
         root.end(end_time=at(max(completed_ms, previous)))
@@ -93,8 +123,10 @@ def make_tracer(endpoint: str) -> TurnTracer:
     try:
         return OtlpTracer(endpoint)
     except ImportError:
-        log.error("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed "
-                  "(pip install 'voxline[otel]'); traces are off")
+        log.error(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed "
+            "(pip install 'voxline[otel]'); traces are off"
+        )
         return NoTracer()
 
 

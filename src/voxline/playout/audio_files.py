@@ -7,29 +7,15 @@ be smuggled in) and the file is younger than its time to live.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import secrets
 import time
-import wave
 from pathlib import Path
 
-from voxline.audio import mulaw
-from voxline.audio.pcm import TELEPHONY_RATE
+from voxline.audio.wav import wav_bytes
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
-
-
-def wav_bytes(ulaw: bytes) -> bytes:
-    """8 kHz 16-bit PCM WAV, a format every Twilio <Play> accepts."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(TELEPHONY_RATE)
-        w.writeframes(mulaw.decode(ulaw).astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 class AudioFiles:
@@ -81,4 +67,3 @@ class AudioFiles:
             except FileNotFoundError:
                 pass
         return removed
-

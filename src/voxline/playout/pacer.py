@@ -6,6 +6,10 @@ audio in Twilio's buffer, sends whole 160-byte frames, and puts a mark after eve
 a mark comes back the piece was played; when the caller interrupts, ``interrupt`` sends
 ``clear`` and works out how much of the piece in flight was heard, before Twilio echoes the
 pending marks (an echo after ``clear`` proves nothing).
+
+It holds no reference to the call session: what the session needs to know that happens inside
+the pacer's own loop (a piece's first frame went out) is pushed as a typed event; what happens
+when the session calls it (a mark came back, an interruption) is returned.
 """
 
 from __future__ import annotations
@@ -14,12 +18,12 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from voxline.audio.mulaw import SILENCE_BYTE
 from voxline.audio.pcm import FRAME_SAMPLES, TELEPHONY_RATE
-from voxline.telephony.messages import clear_message, mark_message, media_message
+from voxline.playout.line import Line
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,11 @@ class Piece:
     index: int
     text: str
     audio: bytes
+    speech: int = 0  # which of the turn's speeches it belongs to (a filler, then the answer)
     mark: str = ""
     frames_sent: int = 0
     first_frame_at: float | None = None
-    played_at: float | None = None   # when its mark came back
+    played_at: float | None = None  # when its mark came back
     heard_fraction: float = 0.0
     cut: bool = False
 
@@ -56,12 +61,23 @@ class Piece:
         return " ".join(words[: int(len(words) * self.heard_fraction)])
 
 
-@dataclass
-class PlayoutListener:
-    on_first_frame: Callable[[Piece], None] = lambda piece: None
-    on_played: Callable[[Piece], None] = lambda piece: None
-    on_idle: Callable[[], None] = lambda: None
-    on_frames_sent: Callable[[float], None] = lambda lateness_s: None  # how long the line ran dry first
+@dataclass(frozen=True, slots=True)
+class FirstFrameSent:
+    """The first frame of ``piece`` went out at ``at`` (the pacer's clock)."""
+
+    piece: Piece
+    at: float
+
+
+PlayoutEvent = FirstFrameSent
+
+
+def _ignore(_event: PlayoutEvent) -> None:
+    pass
+
+
+def _no_lateness(_lateness_s: float) -> None:
+    pass
 
 
 @dataclass
@@ -73,17 +89,25 @@ class _LineClock:
 
 
 class Pacer:
-    def __init__(self, stream_sid: str, send: Callable[[str], Awaitable[None]], ahead_ms: int,
-                 listener: PlayoutListener, clock: Callable[[], float] = time.monotonic) -> None:
-        self._stream_sid = stream_sid
-        self._send = send
+    def __init__(
+        self,
+        line: Line,
+        ahead_ms: int,
+        events: Callable[[PlayoutEvent], None] = _ignore,
+        on_frames_sent: Callable[[float], None] = _no_lateness,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``events`` receives what happens in the sender loop; ``on_frames_sent`` how long the
+        line ran dry before each mid-piece send (a metric)."""
+        self._line = line
         self._ahead_s = ahead_ms / 1000.0
-        self._listener = listener
+        self._events = events
+        self._on_frames_sent = on_frames_sent
         self._clock = clock
         self._queue: deque[Piece] = deque()
         self._current: Piece | None = None
         self._awaiting_mark: deque[Piece] = deque()
-        self._line = _LineClock()
+        self._far_end = _LineClock()
         self._wake = asyncio.Event()
         self._marks = 0
         self.frames_sent = 0
@@ -115,7 +139,7 @@ class Pacer:
 
     async def _send_some(self, piece: Piece) -> None:
         now = self._clock()
-        buffered = max(0.0, self._line.ends_at - now)
+        buffered = max(0.0, self._far_end.ends_at - now)
         room = int((self._ahead_s - buffered) / FRAME_S + 1e-6)
         total = len(piece.audio) // FRAME_SAMPLES
         left = total - piece.frames_sent
@@ -125,57 +149,52 @@ class Pacer:
             return
         count = min(room, left)
         start = piece.frames_sent * FRAME_SAMPLES
-        chunk = piece.audio[start:start + count * FRAME_SAMPLES]
-        await self._send(media_message(self._stream_sid, chunk))
+        chunk = piece.audio[start : start + count * FRAME_SAMPLES]
+        await self._line.audio(chunk)
         if piece.frames_sent:  # mid-piece: any gap before this send was the pacer's doing
-            self._listener.on_frames_sent(max(0.0, now - self._line.ends_at))
+            self._on_frames_sent(max(0.0, now - self._far_end.ends_at))
         self.frames_sent += count
-        self._line.ends_at = max(self._line.ends_at, now) + count * FRAME_S
+        self._far_end.ends_at = max(self._far_end.ends_at, now) + count * FRAME_S
         if piece.first_frame_at is None:
             piece.first_frame_at = now
-            self._listener.on_first_frame(piece)
+            self._events(FirstFrameSent(piece, now))
         piece.frames_sent += count
         if piece.frames_sent >= total and self._current is piece:
             self._marks += 1
             piece.mark = f"t{piece.turn}p{piece.index}m{self._marks}"
             self._awaiting_mark.append(piece)
             self._current = None
-            await self._send(mark_message(self._stream_sid, piece.mark))
+            await self._line.mark(piece.mark)
             log.info("audio chunk %d sent (%s)", piece.index + 1, piece.text)
 
-    def on_mark(self, name: str) -> Piece | None:
-        """A mark came back: that piece, and any before it, have been played."""
+    def on_mark(self, name: str) -> list[Piece]:
+        """A mark came back: that piece, and any before it, have been played (returned, oldest
+        first; empty for a mark that is not pending)."""
         if not any(p.mark == name for p in self._awaiting_mark):
             log.debug("ignoring mark %r (not pending)", name)
-            return None
+            return []
         now = self._clock()
+        played: list[Piece] = []
         while self._awaiting_mark:
             piece = self._awaiting_mark.popleft()
             piece.played_at = now
             piece.heard_fraction = 1.0
-            self._line.last_played_at = now
-            self._listener.on_played(piece)
+            self._far_end.last_played_at = now
+            played.append(piece)
             if piece.mark == name:
                 break
+        return played
+
+    def cut(self) -> list[Piece]:
+        """Stop talking now: drop queued and unplayed audio and work out how much of each piece was
+        heard; returns the pieces that were cut. ``clear_line`` must follow, before any new audio."""
         if not self.busy:
-            self._listener.on_idle()
-        return piece
-
-    def release(self) -> None:
-        """The call is over: drop its audio and the session's callbacks. They point back at the
-        session, which holds this pacer: a cycle only a full garbage collection would free."""
-        self._queue.clear()
-        self._awaiting_mark.clear()
-        self._current = None
-        self._listener = PlayoutListener()
-
-    async def interrupt(self) -> list[Piece]:
-        """Stop talking now: drop queued audio, send ``clear``; returns the pieces that were cut."""
+            return []
         now = self._clock()
         cut: list[Piece] = []
-        playing_from = self._line.last_played_at
+        playing_from = self._far_end.last_played_at
         for piece in list(self._awaiting_mark) + ([self._current] if self._current else []):
-            started = max(playing_from, piece.first_frame_at or now)
+            started = max(playing_from, now if piece.first_frame_at is None else piece.first_frame_at)
             sent_s = piece.frames_sent * FRAME_S
             heard_s = min(max(0.0, now - started), sent_s)
             piece.heard_fraction = heard_s / piece.duration_s if piece.duration_s else 0.0
@@ -188,8 +207,16 @@ class Pacer:
         self._queue.clear()
         self._awaiting_mark.clear()
         self._current = None
-        self._line.ends_at = now
-        self._line.last_played_at = now
-        await self._send(clear_message(self._stream_sid))
-        self._listener.on_idle()
+        self._far_end.ends_at = now
+        self._far_end.last_played_at = now
+        return cut
+
+    async def clear_line(self) -> None:
+        """Tell the far end to drop what it has buffered."""
+        await self._line.clear()
+
+    async def interrupt(self) -> list[Piece]:
+        """``cut`` and ``clear_line`` together."""
+        cut = self.cut()
+        await self.clear_line()
         return cut

@@ -22,8 +22,9 @@ import logging
 import secrets
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import aiohttp
 
@@ -36,8 +37,11 @@ RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 # What a dropped, reset or garbled connection raises (httpx called these transport errors). A
 # malformed answer surfaces as ``ClientResponseError``; redirects are followed, so status codes
 # themselves never raise here.
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
-                                                  aiohttp.ClientResponseError)
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientResponseError,
+)
 
 
 def new_session(limit: int = 50, keepalive_s: float = 30.0) -> aiohttp.ClientSession:
@@ -49,8 +53,11 @@ def new_session(limit: int = 50, keepalive_s: float = 30.0) -> aiohttp.ClientSes
     ``~/.netrc`` every time.
     """
     connector = aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300, keepalive_timeout=keepalive_s)
-    return aiohttp.ClientSession(connector=connector, trust_env=bool(urllib.request.getproxies()),
-                                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=30.0))
+    return aiohttp.ClientSession(
+        connector=connector,
+        trust_env=bool(urllib.request.getproxies()),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=30.0),
+    )
 
 
 def provider_timeout(timeout_s: float) -> aiohttp.ClientTimeout:
@@ -85,18 +92,23 @@ def error_message(body: bytes) -> str:
     return str(error or detail or text[:300])
 
 
-def multipart(fields: Mapping[str, str], file_field: str, filename: str, content_type: str,
-              data: bytes) -> tuple[bytes, str]:
+def multipart(
+    fields: Mapping[str, str], file_field: str, filename: str, content_type: str, data: bytes
+) -> tuple[bytes, str]:
     """A ``multipart/form-data`` body (text fields, then one file) and its Content-Type header.
 
     Encoded once, in one piece, so the upload is one write instead of a write per part header,
     value and boundary. Field names and the filename are the caller's constants.
     """
     boundary = secrets.token_hex(16)
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-             for name, value in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
-                 f"Content-Type: {content_type}\r\n\r\n".encode())
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+    )
     parts.append(data)
     parts.append(f"\r\n--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
@@ -122,8 +134,16 @@ class RetryWindow:
         self.delay = min(self.delay * 2, self._max_delay_s)
 
 
-async def request_with_retries(client: aiohttp.ClientSession, provider: str, method: str, url: str, *,
-                               timeout_s: float, retry_window_s: float, **kwargs: Any) -> ProviderResponse:
+async def request_with_retries(
+    client: aiohttp.ClientSession,
+    provider: str,
+    method: str,
+    url: str,
+    *,
+    timeout_s: float,
+    retry_window_s: float,
+    **kwargs: Any,
+) -> ProviderResponse:
     """``client.request(method, url, **kwargs)`` until it succeeds, fails for good or the window closes."""
     window = RetryWindow(retry_window_s)
     timeout = provider_timeout(timeout_s)
@@ -136,7 +156,7 @@ async def request_with_retries(client: aiohttp.ClientSession, provider: str, met
             error = ProviderError(provider, str(response.status), error_message(body))
             if response.status not in RETRYABLE_STATUS:
                 raise error
-        except asyncio.TimeoutError as exc:  # aiohttp's own timeouts derive from it too
+        except TimeoutError as exc:  # aiohttp's own timeouts derive from it too
             error = ProviderError(provider, "timeout", type(exc).__name__)
         except CONNECTION_ERRORS as exc:
             error = ProviderError(provider, "connection", type(exc).__name__)
@@ -149,8 +169,15 @@ async def request_with_retries(client: aiohttp.ClientSession, provider: str, met
 class HostedEndpoint:
     """One provider URL with its credentials and bounds: what every hosted STT/TTS client holds."""
 
-    def __init__(self, client: aiohttp.ClientSession, provider: str, url: str, headers: dict[str, str],
-                 timeout_s: float, retry_window_s: float) -> None:
+    def __init__(
+        self,
+        client: aiohttp.ClientSession,
+        provider: str,
+        url: str,
+        headers: dict[str, str],
+        timeout_s: float,
+        retry_window_s: float,
+    ) -> None:
         self.client = client
         self.provider = provider
         self.url = url
@@ -160,9 +187,16 @@ class HostedEndpoint:
 
     async def post(self, headers: dict[str, str] | None = None, **kwargs: Any) -> ProviderResponse:
         """POST with the credentials; ``headers`` adds to them (a pre-encoded body's Content-Type)."""
-        return await request_with_retries(self.client, self.provider, "POST", self.url, timeout_s=self.timeout_s,
-                                          retry_window_s=self.retry_window_s,
-                                          headers={**self.headers, **headers} if headers else self.headers, **kwargs)
+        return await request_with_retries(
+            self.client,
+            self.provider,
+            "POST",
+            self.url,
+            timeout_s=self.timeout_s,
+            retry_window_s=self.retry_window_s,
+            headers={**self.headers, **headers} if headers else self.headers,
+            **kwargs,
+        )
 
 
 def bearer(api_key: str) -> dict[str, str]:

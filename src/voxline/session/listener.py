@@ -11,47 +11,52 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
 from voxline.config import AgentConfig
 from voxline.engine.stack import VoiceStack
 from voxline.errors import ProviderError
-from voxline.providers.fallback import FallbackListener
+from voxline.session.responder import transcribe_with_fallback
 from voxline.stt.base import SpeechStream
 
 EarlyText = asyncio.Task  # of str | ProviderError: a transcription started when the caller paused
 
 
 class Listener:
-    def __init__(self, call_sid: str, agent: AgentConfig, stack: VoiceStack, log: logging.LoggerAdapter,
-                 on_fallback: FallbackListener, spawn: Callable[[Coroutine], asyncio.Task]) -> None:
+    def __init__(
+        self,
+        call_sid: str,
+        agent: AgentConfig,
+        stack: VoiceStack,
+        log: logging.LoggerAdapter,
+        on_end_of_speech: Callable[[], None],
+    ) -> None:
+        """``on_end_of_speech`` is called when a streaming provider hears the caller stop (it pushes
+        an event to the call's inbox: the listener never holds the session)."""
         self.language = agent.language  # the agent's language code, or the caller's choice among its languages
         self.chosen = not (agent.choose_language and agent.languages)
         self._call_sid = call_sid
         self._agent = agent
         self._stack = stack
         self._log = log
-        # The session's callbacks; dropped when the call closes (they would keep the two in a cycle).
-        self._on_fallback: FallbackListener | None = on_fallback
-        self._spawn: Callable[[Coroutine], asyncio.Task] | None = spawn
+        self._on_end_of_speech: Callable[[], None] | None = on_end_of_speech
         self._stream: SpeechStream | None = None  # the live STT socket, when the STT is a streaming one
-        self._on_end_of_speech: Callable[[], None] | None = None
 
-    def start(self, on_end_of_speech: Callable[[], None]) -> None:
-        """Claim the socket opened when the webhook was answered (streaming STT only).
-        ``on_end_of_speech`` is called when the provider hears the caller stop."""
-        self._on_end_of_speech = on_end_of_speech
+    def start(self) -> None:
+        """Claim the socket opened when the webhook was answered (streaming STT only)."""
         if self._stack.streams is not None:
             self._open(claim=True)
 
-    def choose(self, code: str) -> None:
-        """The caller picked a language: from now on its STT listens."""
+    def choose(self, code: str) -> SpeechStream | None:
+        """The caller picked a language: from now on its STT listens. Returns the live socket it
+        replaced, for the caller to close."""
         self.chosen = True
         self.language = code
         if self._stream is not None and self._agent.languages[code].stt_language != self._agent.language:
-            self._open()
+            return self._open()
+        return None
 
     def stt_language(self) -> str:
         language = self._agent.languages.get(self.language)
@@ -87,26 +92,22 @@ class Listener:
     async def final(self, audio: np.ndarray, early: EarlyText | None, provider_ended: bool) -> str:
         """The utterance's text: the early result, the live socket's, or a transcription of the audio.
         With a fallback STT, a provider failure transcribes the kept audio with the fallback."""
-        try:
+
+        async def first() -> str:
             text = await early if early is not None else None
             if isinstance(text, ProviderError):
                 raise text
-            if text is None:
-                if self._stream is not None:
-                    text = self._stream.transcript() if provider_ended else await self._stream.finalize()
-                else:
-                    self._log.info("processing %d bytes", audio.size * 2)
-                    text = await self.transcribe(audio)
-        except ProviderError as exc:
-            fallback = self._stack.stt_fallback
-            if fallback is None:
-                raise
-            if self._on_fallback is not None:
-                self._on_fallback("stt", exc, fallback.name)
-            text = await fallback.transcribe(audio, self.stt_language())
+            if text is not None:
+                return text
+            if self._stream is not None:
+                return self._stream.transcript() if provider_ended else await self._stream.finalize()
+            self._log.info("processing %d bytes", audio.size * 2)
+            return await self.transcribe(audio)
+
+        try:
+            return await transcribe_with_fallback(self._stack, first, audio, self.stt_language())
         finally:
             self.reset()
-        return text
 
     def reset(self) -> None:
         """The utterance is over (answered or ignored): the socket starts a new one."""
@@ -114,13 +115,14 @@ class Listener:
             self._stream.reset()
 
     async def close(self) -> None:
+        self._on_end_of_speech = None
         if self._stream is not None:
             self._stream.on_end_of_speech = None
             await self._stream.close()
-        self._on_fallback = self._spawn = self._on_end_of_speech = None
 
-    def _open(self, claim: bool = False) -> None:
-        """The call's live STT socket: the one opened when the webhook was answered, or a new one."""
+    def _open(self, claim: bool = False) -> SpeechStream | None:
+        """The call's live STT socket: the one opened when the webhook was answered, or a new one.
+        Returns the socket it replaces."""
         parking = self._stack.streams
         assert parking is not None
         old = self._stream
@@ -129,5 +131,4 @@ class Listener:
         self._stream.on_end_of_speech = self._on_end_of_speech
         if old is not None:
             old.on_end_of_speech = None
-            assert self._spawn is not None, "the call is closed"
-            self._spawn(old.close())
+        return old

@@ -6,8 +6,9 @@ from voxline.config import AgentConfig
 from voxline.llm.base import ChatMessage
 
 
-def build_prompt(agent: AgentConfig, history: list[ChatMessage], caller_text: str,
-                 instruction: str = "") -> list[ChatMessage]:
+def build_prompt(
+    agent: AgentConfig, history: list[ChatMessage], caller_text: str, instruction: str = ""
+) -> list[ChatMessage]:
     """System prompt (plus the chosen language's instruction), the last ``history_turns`` exchanges,
     and what the caller just said."""
     keep = agent.llm.history_turns * 2

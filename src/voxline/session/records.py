@@ -7,6 +7,7 @@ The session and the webhooks only touch the record (``add_turn``, ``event``) and
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
@@ -44,6 +45,19 @@ class CallRecord:
     # turn itself is recorded only when its reply ends); the softphone shows it at once.
     transcribed: tuple[int, str] | None = None
     sink: RecordSink | None = field(default=None, repr=False, compare=False)
+    # Set when a turn is added or transcribed, for whoever shows the call as it goes (the softphone).
+    changed: asyncio.Event | None = field(default=None, repr=False, compare=False)
+
+    def watch(self) -> asyncio.Event:
+        """An event set whenever a turn is added or transcribed (clear it after reading)."""
+        if self.changed is None:
+            self.changed = asyncio.Event()
+        return self.changed
+
+    def set_transcribed(self, turn: int, text: str) -> None:
+        self.transcribed = (turn, text)
+        if self.changed is not None:
+            self.changed.set()
 
     def add_turn(self, turn: TurnRecord, started_at: float | None = None) -> None:
         """A finished turn; ``started_at``: when the caller stopped speaking (epoch seconds; now if None)."""
@@ -53,6 +67,8 @@ class CallRecord:
             self.language = turn.language
         if self.sink is not None:
             self.sink.turn_added(self, turn, turn.started_at)
+        if self.changed is not None:
+            self.changed.set()
 
     def event(self, kind: str, **details: Any) -> None:
         event = {"at": time.time(), "kind": kind, **details}
@@ -63,8 +79,8 @@ class CallRecord:
             self.sink.event_added(self, event)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(replace(self, sink=None))
-        del out["sink"]
+        out = asdict(replace(self, sink=None, changed=None))
+        del out["sink"], out["changed"]
         return out
 
 

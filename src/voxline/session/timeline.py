@@ -23,9 +23,10 @@ class TurnTimeline:
     completed: float | None = None
     stt_early: bool = False
 
-    def mark(self, stage: str) -> None:
+    def mark(self, stage: str, at: float | None = None) -> None:
+        """The first time ``stage`` is reached (``at``, or now), in the session's clock."""
         if getattr(self, stage) is None:
-            setattr(self, stage, time.monotonic())
+            setattr(self, stage, time.monotonic() if at is None else at)
 
     def offsets_ms(self) -> dict[str, float | None]:
         """Each stage as milliseconds after the end of speech."""
@@ -49,4 +50,7 @@ class TurnRecord:
     stt_early: bool = False
     failed: bool = False  # a provider failed during this turn
     language: str = ""
+    outcome: str = "done"  # done | interrupted | discarded (the reply's final state)
+    end_reason: str = ""  # why it did not finish: caller, server, key, transfer, hangup, no-words
+    kind: str = "answer"  # answer (to the caller) | prompt (started by the agent)
     started_at: float = 0.0  # epoch time of the caller's end of speech; set when the turn is recorded

@@ -44,8 +44,10 @@ SILENCE_FRAME = bytes([0xFF]) * FRAME_SAMPLES
 SILENCE_PAYLOAD = base64.b64encode(SILENCE_FRAME).decode("ascii")
 # Twilio's media message, field for field; built by formatting because hundreds of simulated
 # calls each send one every 20 ms and the load generator must not become the bottleneck.
-MEDIA_TEMPLATE = ('{"event":"media","sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d",'
-                  '"timestamp":"%d","payload":"%s"},"streamSid":"%s"}')
+MEDIA_TEMPLATE = (
+    '{"event":"media","sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d",'
+    '"timestamp":"%d","payload":"%s"},"streamSid":"%s"}'
+)
 
 
 # Close codes as RFC 6455 names them where no close frame (or no code in it) came from the server.
@@ -61,9 +63,12 @@ def stream_session() -> aiohttp.ClientSession:
     The upgrade request carries only what Twilio's does (Host, the WebSocket headers, User-Agent,
     X-Twilio-Signature): no Accept / Accept-Encoding defaults, no cookies, no pool limit.
     """
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar(),
-                                 skip_auto_headers=("Accept", "Accept-Encoding"),
-                                 timeout=aiohttp.ClientTimeout(total=None))
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("Accept", "Accept-Encoding"),
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
 
 
 def _sid(prefix: str) -> str:
@@ -149,9 +154,16 @@ async def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
 class SimulatedCall:
     """One call. ``run`` returns once every turn is spoken and answered (or timed out)."""
 
-    def __init__(self, base_url: str, auth_token: str = "", public_url: str | None = None,
-                 caller: str = "+15005550006", called: str = "+15005550001",
-                 quiet_s: float = 1.0, reply_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        auth_token: str = "",
+        public_url: str | None = None,
+        caller: str = "+15005550006",
+        called: str = "+15005550001",
+        quiet_s: float = 1.0,
+        reply_timeout_s: float = 30.0,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.public_url = (public_url or base_url).rstrip("/")
         self.auth_token = auth_token
@@ -180,9 +192,18 @@ class SimulatedCall:
 
     # -- the webhook -----------------------------------------------------------------------------
     async def answer(self, client: httpx.AsyncClient) -> tuple[str, str, dict[str, str]]:
-        params = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": self.call_sid,
-                  "CallStatus": "ringing", "Called": self.called, "Caller": self.caller,
-                  "Direction": "inbound", "From": self.caller, "To": self.called, "CallerCity": ""}
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": self.call_sid,
+            "CallStatus": "ringing",
+            "Called": self.called,
+            "Caller": self.caller,
+            "Direction": "inbound",
+            "From": self.caller,
+            "To": self.called,
+            "CallerCity": "",
+        }
         url = self.public_url + "/voice-stream"
         headers = {"X-Twilio-Signature": sign(self.auth_token, url, params)} if self.auth_token else {}
         response = await client.post(self.base_url + "/voice-stream", data=params, headers=headers)
@@ -206,19 +227,30 @@ class SimulatedCall:
         self._seq += 1
         return str(self._seq)
 
+    @property
+    def _socket(self) -> aiohttp.ClientWebSocketResponse:
+        assert self._ws is not None, "the stream is not open"
+        return self._ws
+
     async def _send(self, message: dict) -> None:
-        await self._ws.send_str(json.dumps(message, separators=(",", ":")))
+        await self._socket.send_str(json.dumps(message, separators=(",", ":")))
 
     def _echo_mark(self, name: str) -> None:
-        message = {"event": "mark", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
-                   "mark": {"name": name}}
+        message = {
+            "event": "mark",
+            "sequenceNumber": self._next_seq(),
+            "streamSid": self.stream_sid,
+            "mark": {"name": name},
+        }
         asyncio.get_running_loop().create_task(self._send(message))
 
     def speak(self, pcm: np.ndarray) -> asyncio.Future:
         """Queue speech; the future resolves with (first frame time, last frame time)."""
         ulaw = mulaw.encode(pcm)
-        frames = [base64.b64encode(ulaw[i:i + FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff")).decode("ascii")
-                  for i in range(0, len(ulaw), FRAME_SAMPLES)]
+        frames = [
+            base64.b64encode(ulaw[i : i + FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff")).decode("ascii")
+            for i in range(0, len(ulaw), FRAME_SAMPLES)
+        ]
         utterance = _Utterance(frames, asyncio.get_running_loop().create_future())
         self._mouth.append(utterance)
         return utterance.done
@@ -227,12 +259,13 @@ class SimulatedCall:
         """A frame every 20 ms on an absolute schedule, as a phone line delivers them."""
         tick = 0
         start = self._clock()
+        ws = self._socket
         while True:
             utterance = self._mouth[0] if self._mouth else None
             payload = utterance.frames[utterance.sent] if utterance else SILENCE_PAYLOAD
             self._chunk += 1
             self._seq += 1
-            await self._ws.send_str(MEDIA_TEMPLATE % (self._seq, self._chunk, 120 + tick * 20, payload, self.stream_sid))
+            await ws.send_str(MEDIA_TEMPLATE % (self._seq, self._chunk, 120 + tick * 20, payload, self.stream_sid))
             late = self._clock() - (start + tick * FRAME_S)
             if late > self.max_send_lateness_s:
                 self.max_send_lateness_s = late
@@ -251,7 +284,7 @@ class SimulatedCall:
             self._closed.set()
 
     async def _receive_until_closed(self, playback: PlaybackBuffer) -> None:
-        ws = self._ws
+        ws = self._socket
         while True:
             msg = await ws.receive()
             if msg.type is aiohttp.WSMsgType.BINARY:
@@ -301,8 +334,13 @@ class SimulatedCall:
             log.warning("no complete reply within %.0f s", self.reply_timeout_s)
 
     # -- the call --------------------------------------------------------------------------------
-    async def run(self, turns: list[CallerTurn], client: httpx.AsyncClient | None = None,
-                  linger_s: float = 0.0, session: aiohttp.ClientSession | None = None) -> CallResult:
+    async def run(
+        self,
+        turns: list[CallerTurn],
+        client: httpx.AsyncClient | None = None,
+        linger_s: float = 0.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> CallResult:
         """Speak each turn and wait for its reply; then stay on the line, silent, for ``linger_s``
         (or until the server hangs up), and hang up with ``stop``.
 
@@ -323,26 +361,52 @@ class SimulatedCall:
         try:
             # compress=0: Twilio asks for no permessage-deflate. No heartbeat: Twilio's pings are not
             # documented, and the server must not depend on them.
-            ws = await asyncio.wait_for(session.ws_connect(
-                self._connect_url(stream_url), headers=headers, compress=0, max_msg_size=2**20, autoping=True,
-                autoclose=True, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0)),
-                OPEN_TIMEOUT_S)
+            ws = await asyncio.wait_for(
+                session.ws_connect(
+                    self._connect_url(stream_url),
+                    headers=headers,
+                    compress=0,
+                    max_msg_size=2**20,
+                    autoping=True,
+                    autoclose=True,
+                    heartbeat=None,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
+                ),
+                OPEN_TIMEOUT_S,
+            )
             return await self._stream(ws, twiml, custom, turns, linger_s)
         finally:
             if own_session:
                 await session.close()
 
-    async def _stream(self, ws: aiohttp.ClientWebSocketResponse, twiml: str, custom: dict[str, str],
-                      turns: list[CallerTurn], linger_s: float) -> CallResult:
+    async def _stream(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        twiml: str,
+        custom: dict[str, str],
+        turns: list[CallerTurn],
+        linger_s: float,
+    ) -> CallResult:
         try:
             self._ws = ws
             self._started = self._clock()
             playback = PlaybackBuffer(self._clock, self._echo_mark)
             await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-            await self._send({"event": "start", "sequenceNumber": self._next_seq(), "start": {
-                "accountSid": self.account_sid, "streamSid": self.stream_sid, "callSid": self.call_sid,
-                "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": custom}, "streamSid": self.stream_sid})
+            await self._send(
+                {
+                    "event": "start",
+                    "sequenceNumber": self._next_seq(),
+                    "start": {
+                        "accountSid": self.account_sid,
+                        "streamSid": self.stream_sid,
+                        "callSid": self.call_sid,
+                        "tracks": ["inbound"],
+                        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                        "customParameters": custom,
+                    },
+                    "streamSid": self.stream_sid,
+                }
+            )
             receiver = asyncio.create_task(self._receive(playback))
             sender = asyncio.create_task(self._send_audio())
             results: list[TurnResult] = []
@@ -365,8 +429,14 @@ class SimulatedCall:
                 if self._closed.is_set():
                     await asyncio.sleep(max(0.0, playback.ends_at - self._clock()))  # let queued audio play out
                 else:
-                    await self._send({"event": "stop", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
-                                      "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
+                    await self._send(
+                        {
+                            "event": "stop",
+                            "sequenceNumber": self._next_seq(),
+                            "streamSid": self.stream_sid,
+                            "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
+                        }
+                    )
             finally:
                 sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)
@@ -377,19 +447,34 @@ class SimulatedCall:
         finally:
             self._hanging_up = True
             await ws.close()  # no-op once closed; here for a failure before the tasks started
-        return CallResult(call_sid=self.call_sid, stream_sid=self.stream_sid, twiml=twiml, started=self._started,
-                          greeting_audible_at=greeting_audible, greeting_end=greeting_end, turns=results,
-                          playback=playback, close_code=self._close_code(ws), messages_received=dict(self._counts))
+        return CallResult(
+            call_sid=self.call_sid,
+            stream_sid=self.stream_sid,
+            twiml=twiml,
+            started=self._started,
+            greeting_audible_at=greeting_audible,
+            greeting_end=greeting_end,
+            turns=results,
+            playback=playback,
+            close_code=self._close_code(ws),
+            messages_received=dict(self._counts),
+        )
 
     async def _play_turn(self, turn: CallerTurn, playback: PlaybackBuffer) -> TurnResult:
         if turn.barge_in_after_s is not None:
-            while (first := playback.first_audible_after(self._started)) is None:
-                await asyncio.sleep(0.01)
+            while (first := playback.first_audible_after(self._started)) is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # the playback model is a buffer, not an event source
             await asyncio.sleep(max(0.0, first + turn.barge_in_after_s - self._clock()))
         if turn.dtmf:
             for digit in turn.dtmf:
-                await self._send({"event": "dtmf", "streamSid": self.stream_sid, "sequenceNumber": self._next_seq(),
-                                  "dtmf": {"track": "inbound_track", "digit": digit}})
+                await self._send(
+                    {
+                        "event": "dtmf",
+                        "streamSid": self.stream_sid,
+                        "sequenceNumber": self._next_seq(),
+                        "dtmf": {"track": "inbound_track", "digit": digit},
+                    }
+                )
             start = end = self._clock()
         else:
             start, end = await self.speak(turn.audio)
@@ -401,6 +486,9 @@ class SimulatedCall:
         result.reply_audible_at = playback.first_audible_after(end)
         result.reply_end = playback.ends_at
         result.clear_at = next((c for c in playback.clears if c >= start), None)
-        log.info("turn %r: latency %s", turn.label,
-                 "none" if result.latency_s is None else f"{result.latency_s * 1000:.0f} ms")
+        log.info(
+            "turn %r: latency %s",
+            turn.label,
+            "none" if result.latency_s is None else f"{result.latency_s * 1000:.0f} ms",
+        )
         return result

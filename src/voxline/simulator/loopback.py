@@ -18,8 +18,9 @@ class LoopbackServer:
             s.bind(("127.0.0.1", 0))
             self.port: int = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
-                                                     access_log=False))
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False)
+        )
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self):

@@ -9,8 +9,8 @@ caller heard and find the first audible frame of each reply.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -106,12 +106,14 @@ class PlaybackBuffer:
 
     def heard(self, since: float, until: float | None = None) -> np.ndarray:
         """What the caller heard between two times, silence where nothing played."""
-        until = until if until is not None else max([since] + [p.start + p.pcm.size / TELEPHONY_RATE for p in self.played])
+        until = (
+            until if until is not None else max([since] + [p.start + p.pcm.size / TELEPHONY_RATE for p in self.played])
+        )
         out = np.zeros(int((until - since) * TELEPHONY_RATE) + 1, dtype=np.int16)
         for item in self.played:
-            offset = int(round((item.start - since) * TELEPHONY_RATE))
+            offset = round((item.start - since) * TELEPHONY_RATE)
             if offset >= out.size or offset + item.pcm.size <= 0:
                 continue
-            src = item.pcm[max(0, -offset): max(0, out.size - offset)]
-            out[max(0, offset): max(0, offset) + src.size] = src
+            src = item.pcm[max(0, -offset) : max(0, out.size - offset)]
+            out[max(0, offset) : max(0, offset) + src.size] = src
         return out

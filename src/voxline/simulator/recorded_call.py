@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from voxline.audio.pcm import TELEPHONY_RATE
-from voxline.playout.audio_files import wav_bytes
 from voxline.audio import mulaw
+from voxline.audio.pcm import TELEPHONY_RATE
+from voxline.audio.wav import wav_bytes
 from voxline.simulator.caller import CallerTurn, _sid
 from voxline.simulator.loopback import LoopbackServer
 from voxline.simulator.playback import AUDIBLE_DBFS
@@ -102,8 +102,14 @@ def first_audible_offset(pcm: np.ndarray) -> float | None:
 
 
 class RecordedCall:
-    def __init__(self, base_url: str, auth_token: str = "", account_sid: str | None = None,
-                 public_url: str | None = None, recording_behaviour: str = "ok") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        auth_token: str = "",
+        account_sid: str | None = None,
+        public_url: str | None = None,
+        recording_behaviour: str = "ok",
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.public_url = (public_url or base_url).rstrip("/")
         self.auth_token = auth_token
@@ -113,9 +119,17 @@ class RecordedCall:
         self._clock = time.monotonic
 
     def _base_params(self, status: str) -> dict[str, str]:
-        return {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": self.call_sid,
-                "CallStatus": status, "Direction": "inbound", "From": "+15005550006", "To": "+15005550001",
-                "Caller": "+15005550006", "Called": "+15005550001"}
+        return {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": self.call_sid,
+            "CallStatus": status,
+            "Direction": "inbound",
+            "From": "+15005550006",
+            "To": "+15005550001",
+            "Caller": "+15005550006",
+            "Called": "+15005550001",
+        }
 
     async def _post(self, client: httpx.AsyncClient, url: str, params: dict[str, str]) -> str:
         public = url.replace(self.base_url, self.public_url, 1)
@@ -148,8 +162,10 @@ class RecordedCall:
 
     async def run(self, turns: list[CallerTurn], hang_up: bool = True) -> RecordedCallResult:
         results: list[RecordedTurn] = []
-        async with RecordingServer(self.account_sid, self.auth_token, self.recording_behaviour) as recordings, \
-                httpx.AsyncClient(timeout=60) as client:
+        async with (
+            RecordingServer(self.account_sid, self.auth_token, self.recording_behaviour) as recordings,
+            httpx.AsyncClient(timeout=60) as client,
+        ):
             twiml = await self._post(client, self.base_url + "/voice", self._base_params("ringing"))
             greeting, _, record = await self._play(client, twiml)
             for turn in turns:
@@ -160,20 +176,37 @@ class RecordedCall:
                 await asyncio.sleep(turn.audio.size / TELEPHONY_RATE)  # the caller speaks
                 end = self._clock()
                 await asyncio.sleep(timeout_s)  # Twilio waits for the silence timeout
-                params = {**self._base_params("in-progress"), "RecordingUrl": recordings.add(turn.audio),
-                          "RecordingSid": _sid("RE"), "RecordingDuration": str(round(turn.audio.size / TELEPHONY_RATE))}
+                params = {
+                    **self._base_params("in-progress"),
+                    "RecordingUrl": recordings.add(turn.audio),
+                    "RecordingSid": _sid("RE"),
+                    "RecordingDuration": str(round(turn.audio.size / TELEPHONY_RATE)),
+                }
                 result = RecordedTurn(turn.label, start, end, action_posted=self._clock())
                 twiml = await self._post(client, record.get("action", self.base_url + "/voice"), params)
                 result.twiml_received = self._clock()
                 result.twiml = twiml
                 result.reply_audio, result.reply_audible_at, record = await self._play(client, twiml)
                 results.append(result)
-                log.info("recorded turn %r: latency %s", turn.label,
-                         "none" if result.latency_s is None else f"{result.latency_s * 1000:.0f} ms")
+                log.info(
+                    "recorded turn %r: latency %s",
+                    turn.label,
+                    "none" if result.latency_s is None else f"{result.latency_s * 1000:.0f} ms",
+                )
             final = ""
             if hang_up and record is not None:
-                params = {**self._base_params("completed"), "RecordingUrl": recordings.add(np.zeros(0, np.int16)),
-                          "RecordingSid": _sid("RE"), "RecordingDuration": "0", "Digits": "hangup"}
+                params = {
+                    **self._base_params("completed"),
+                    "RecordingUrl": recordings.add(np.zeros(0, np.int16)),
+                    "RecordingSid": _sid("RE"),
+                    "RecordingDuration": "0",
+                    "Digits": "hangup",
+                }
                 final = await self._post(client, record.get("action", self.base_url + "/voice"), params)
-        return RecordedCallResult(call_sid=self.call_sid, greeting_audio=greeting, turns=results,
-                                  final_twiml=final, recording_requests=recordings.requests)
+        return RecordedCallResult(
+            call_sid=self.call_sid,
+            greeting_audio=greeting,
+            turns=results,
+            final_twiml=final,
+            recording_requests=recordings.requests,
+        )

@@ -17,7 +17,7 @@ def speech_from_wav(path: str | Path) -> np.ndarray:
 
 
 def speech_from_text(text: str) -> np.ndarray:
-    from voxline.engine.pool import ModelPool
+    from voxline.providers.pool import ModelPool
     from voxline.tts.hibari_tts import HibariTTS
 
     tts = HibariTTS(ModelPool(1))

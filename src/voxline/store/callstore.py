@@ -16,8 +16,9 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -45,8 +46,14 @@ class StoreUnavailable(Exception):
 
 
 class CallStore:
-    def __init__(self, url: str, data_dir: Path, retention_days: float = 90, memory_limit: int = 10_000,
-                 instance_id: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        data_dir: Path,
+        retention_days: float = 90,
+        memory_limit: int = 10_000,
+        instance_id: str | None = None,
+    ) -> None:
         self.url = url
         self.data_dir = data_dir
         self.retention_days = retention_days
@@ -57,14 +64,19 @@ class CallStore:
         self.engine = create_engine(url)
         self._last_heartbeat = 0.0
         self._last_beat_monotonic = -math.inf
-        self.writer = StoreWriter(self._apply_batch, self._prepare, data_dir / "store-journal", self.instance_id,
-                                  memory_limit=memory_limit)
+        self.writer = StoreWriter(
+            self._apply_batch, self._prepare, data_dir / "store-journal", self.instance_id, memory_limit=memory_limit
+        )
         self._tasks: list[asyncio.Task] = []
 
     @classmethod
     def from_settings(cls, settings: Any) -> CallStore:
-        return cls(database_url(settings.database_url, settings.data_dir), settings.data_dir,
-                   retention_days=settings.retention_days, memory_limit=settings.store_memory_writes)
+        return cls(
+            database_url(settings.database_url, settings.data_dir),
+            settings.data_dir,
+            retention_days=settings.retention_days,
+            memory_limit=settings.store_memory_writes,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -76,8 +88,10 @@ class CallStore:
                 raise
             log.error("call store unavailable at start-up (%s); calls are recorded once it is back", exc)
         self.writer.adopt_orphans()
-        self._tasks = [asyncio.create_task(self.writer.run(), name="call-store-writer"),
-                       asyncio.create_task(self._upkeep(), name="call-store-upkeep")]
+        self._tasks = [
+            asyncio.create_task(self.writer.run(), name="call-store-writer"),
+            asyncio.create_task(self._upkeep(), name="call-store-upkeep"),
+        ]
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Write what can be written in ``timeout_s``; the rest stays in the journal for next start."""
@@ -157,29 +171,64 @@ class CallStore:
     def turn_added(self, record: CallRecord, turn: TurnRecord, started_at: float) -> None:
         stages = dict(turn.stages_ms)
         v2v = stages.get("first_frame_sent")
-        self.writer.put({"op": "turn", "call_sid": record.call_sid, "turn_index": turn.index, "started_at": started_at,
-                         "caller_text": turn.caller_text, "agent_text": turn.agent_text,
-                         "heard_text": turn.heard_text, "interrupted": turn.interrupted, "failed": turn.failed,
-                         "language": turn.language, "stt_early": turn.stt_early, "stages_ms": stages,
-                         "v2v_ms": v2v if isinstance(v2v, (int, float)) else None})
+        self.writer.put(
+            {
+                "op": "turn",
+                "call_sid": record.call_sid,
+                "turn_index": turn.index,
+                "started_at": started_at,
+                "caller_text": turn.caller_text,
+                "agent_text": turn.agent_text,
+                "heard_text": turn.heard_text,
+                "interrupted": turn.interrupted,
+                "failed": turn.failed,
+                "language": turn.language,
+                "stt_early": turn.stt_early,
+                "stages_ms": stages,
+                "outcome": turn.outcome,
+                "end_reason": turn.end_reason,
+                "kind": turn.kind,
+                "v2v_ms": v2v if isinstance(v2v, (int, float)) else None,
+            }
+        )
 
     def event_added(self, record: CallRecord, event: dict[str, Any]) -> None:
         details = {k: v for k, v in event.items() if k not in ("at", "kind")}
-        self.writer.put({"op": "event", "uid": uuid.uuid4().hex, "call_sid": record.call_sid, "at": event["at"],
-                         "kind": event["kind"], "details": details})
+        self.writer.put(
+            {
+                "op": "event",
+                "uid": uuid.uuid4().hex,
+                "call_sid": record.call_sid,
+                "at": event["at"],
+                "kind": event["kind"],
+                "details": details,
+            }
+        )
         if event["kind"] == "language" and isinstance(details.get("language"), str):
             self.writer.put({"op": "language", "call_sid": record.call_sid, "language": details["language"]})
 
     def _call_write(self, op: str, record: CallRecord) -> Write:
-        return {"op": op, "call_sid": record.call_sid, "stream_sid": record.stream_sid, "caller": record.caller,
-                "called": record.called, "path": record.path, "agent": record.agent, "language": record.language,
-                "started_at": record.started_at, "ended_at": record.ended_at, "outcome": record.outcome,
-                "instance_id": self.instance_id}
+        return {
+            "op": op,
+            "call_sid": record.call_sid,
+            "stream_sid": record.stream_sid,
+            "caller": record.caller,
+            "called": record.called,
+            "path": record.path,
+            "agent": record.agent,
+            "language": record.language,
+            "started_at": record.started_at,
+            "ended_at": record.ended_at,
+            "outcome": record.outcome,
+            "instance_id": self.instance_id,
+        }
 
     # -- conversation history (the recording path) -------------------------------------------------
     def _put_messages(self, call_sid: str, messages: list[ChatMessage]) -> list[dict[str, Any]]:
-        stamped = [{"role": m["role"], "content": m["content"], "created_at": time.time(), "uid": uuid.uuid4().hex}
-                   for m in messages]
+        stamped = [
+            {"role": m["role"], "content": m["content"], "created_at": time.time(), "uid": uuid.uuid4().hex}
+            for m in messages
+        ]
         self.writer.put({"op": "messages", "call_sid": call_sid, "messages": stamped})
         return stamped
 
@@ -197,9 +246,14 @@ class CallStore:
         except StoreUnavailable:
             return list(fallback or [])
         seen = {m["uid"] for m in stored if m["uid"]}
-        pending = [m for w in self.writer.queued() if w["op"] == "messages" and w["call_sid"] == call_sid
-                   for m in w["messages"] if m["uid"] not in seen]
-        return [{"role": m["role"], "content": m["content"]} for m in [*stored, *pending]]  # type: ignore[misc]
+        pending = [
+            m
+            for w in self.writer.queued()
+            if w["op"] == "messages" and w["call_sid"] == call_sid
+            for m in w["messages"]
+            if m["uid"] not in seen
+        ]
+        return [{"role": m["role"], "content": m["content"]} for m in [*stored, *pending]]
 
     # -- reads ---------------------------------------------------------------------------------------
     async def read(self, query: Callable[[AsyncConnection], Awaitable[T]], timeout_s: float = READ_TIMEOUT_S) -> T:
@@ -208,7 +262,9 @@ class CallStore:
                 async with self.engine.connect() as connection:
                     return await query(connection)
 
-    async def write_now(self, change: Callable[[AsyncConnection], Awaitable[T]], timeout_s: float = READ_TIMEOUT_S) -> T:
+    async def write_now(
+        self, change: Callable[[AsyncConnection], Awaitable[T]], timeout_s: float = READ_TIMEOUT_S
+    ) -> T:
         """A direct change (deleting a caller) after every write queued before it is applied."""
         if not await self.writer.applied(timeout_s):
             raise StoreUnavailable(self.writer.last_error or "earlier writes are still pending")
@@ -223,9 +279,12 @@ class CallStore:
         return deleted
 
     def health(self) -> dict[str, Any]:
-        return {"available": self.writer.available, "pending_writes": self.writer.pending,
-                "journaled_writes": self.writer.pending - len(self.writer.queued()),
-                "error": self.writer.last_error}
+        return {
+            "available": self.writer.available,
+            "pending_writes": self.writer.pending,
+            "journaled_writes": self.writer.pending - len(self.writer.queued()),
+            "error": self.writer.last_error,
+        }
 
 
 @contextlib.contextmanager

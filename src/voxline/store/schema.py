@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import (JSON, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
 calls = Table(
-    "calls", metadata,
+    "calls",
+    metadata,
     Column("call_sid", String(64), primary_key=True),
     Column("stream_sid", String(64), nullable=False, default=""),
     Column("caller", String(64), nullable=False, default=""),
@@ -32,7 +32,8 @@ calls = Table(
 )
 
 turns = Table(
-    "turns", metadata,
+    "turns",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("call_sid", String(64), nullable=False),
     Column("turn_index", Integer, nullable=False),
@@ -44,6 +45,9 @@ turns = Table(
     Column("failed", Boolean, nullable=False, default=False),
     Column("language", String(16), nullable=False, default=""),
     Column("stt_early", Boolean, nullable=False, default=False),
+    Column("outcome", String(16), nullable=False, default="done", server_default="done"),
+    Column("end_reason", String(16), nullable=False, default="", server_default=""),
+    Column("kind", String(16), nullable=False, default="answer", server_default="answer"),
     Column("stages_ms", JSON, nullable=False),
     Column("v2v_ms", Float, nullable=True),  # = stages_ms.first_frame_sent, a column for summaries
     UniqueConstraint("call_sid", "turn_index", name="uq_turns_call_index"),
@@ -51,7 +55,8 @@ turns = Table(
 )
 
 events = Table(
-    "events", metadata,
+    "events",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("uid", String(32), nullable=False, unique=True),
     Column("call_sid", String(64), nullable=False, index=True),
@@ -61,7 +66,8 @@ events = Table(
 )
 
 conversation_messages = Table(
-    "conversation_messages", metadata,
+    "conversation_messages",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("call_sid", String(64), nullable=False, index=True),
     Column("role", String(16), nullable=False),
@@ -72,7 +78,8 @@ conversation_messages = Table(
 )
 
 instances = Table(
-    "instances", metadata,
+    "instances",
+    metadata,
     Column("instance_id", String(64), primary_key=True),
     Column("host", String(255), nullable=False, default=""),
     Column("pid", Integer, nullable=False, default=0),

@@ -16,9 +16,9 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from itertools import islice
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -40,9 +40,16 @@ def is_outage(exc: BaseException) -> bool:
 
 
 class StoreWriter:
-    def __init__(self, apply_batch: Callable[[list[Write]], Awaitable[None]],
-                 prepare: Callable[[], Awaitable[None]], journal_folder: Path, instance_id: str,
-                 memory_limit: int = 10_000, retry_min_s: float = 0.2, retry_max_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        apply_batch: Callable[[list[Write]], Awaitable[None]],
+        prepare: Callable[[], Awaitable[None]],
+        journal_folder: Path,
+        instance_id: str,
+        memory_limit: int = 10_000,
+        retry_min_s: float = 0.2,
+        retry_max_s: float = 5.0,
+    ) -> None:
         self._apply_batch = apply_batch
         self._prepare = prepare
         self._folder = journal_folder
@@ -82,8 +89,9 @@ class StoreWriter:
 
     @property
     def pending(self) -> int:
-        return (len(self._memory) + sum(j.pending for j in self._orphans)
-                + (self._journal.pending if self._journal else 0))
+        return (
+            len(self._memory) + sum(j.pending for j in self._orphans) + (self._journal.pending if self._journal else 0)
+        )
 
     def queued(self) -> list[Write]:
         """The writes waiting in memory, oldest first (not those in a journal file)."""
@@ -177,6 +185,7 @@ class StoreWriter:
                 for _ in batch:
                     self._memory.popleft()
                 self._done_count += len(batch)
+
             return batch, commit_memory
         source = source or (self._journal if self._journal_active() else None)
         if source is None:
@@ -188,6 +197,7 @@ class StoreWriter:
             source.consumed(lines, offset)
             if own:
                 self._done_count += lines
+
         if not writes and lines:
             commit_journal()  # only unreadable lines
         return writes, commit_journal
@@ -204,15 +214,22 @@ class StoreWriter:
         self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         if self.outage_since is None:
             self.outage_since = time.monotonic()
-            log.error("call store unavailable while %s (%s); %d writes are kept and retried until it is back",
-                      doing, self.last_error, self.pending)
+            log.error(
+                "call store unavailable while %s (%s); %d writes are kept and retried until it is back",
+                doing,
+                self.last_error,
+                self.pending,
+            )
         else:
             log.debug("call store still unavailable: %s", self.last_error)
 
     def _recovered(self) -> None:
         if self.outage_since is not None:
-            log.warning("call store available again after %.1f s; %d writes still to apply",
-                        time.monotonic() - self.outage_since, self.pending)
+            log.warning(
+                "call store available again after %.1f s; %d writes still to apply",
+                time.monotonic() - self.outage_since,
+                self.pending,
+            )
             self.outage_since = None
             self.last_error = None
 

@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import numpy as np
@@ -50,17 +50,26 @@ REPLAY_CHUNK = 3200  # replayed in 400 ms messages
 def websocket_base(base_url: str) -> str:
     base = base_url.rstrip("/")
     if base.startswith("https://"):
-        return "wss://" + base[len("https://"):]
+        return "wss://" + base[len("https://") :]
     if base.startswith("http://"):
-        return "ws://" + base[len("http://"):]
+        return "ws://" + base[len("http://") :]
     return base
 
 
 class DeepgramStream:
     """One live socket (re-opened as needed) and the text of the current utterance."""
 
-    def __init__(self, url: str, api_key: str, name: str, *, retry_window_s: float, connect_timeout_s: float,
-                 finalize_timeout_s: float, keepalive_s: float = KEEPALIVE_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        name: str,
+        *,
+        retry_window_s: float,
+        connect_timeout_s: float,
+        finalize_timeout_s: float,
+        keepalive_s: float = KEEPALIVE_S,
+    ) -> None:
         self.name = name
         self.on_end_of_speech: Callable[[], None] | None = None
         self._url = url
@@ -130,8 +139,11 @@ class DeepgramStream:
                 except TimeoutError:
                     if self.connected and self.connections == socket:
                         # Connected but no from_finalize answer (none comes when nothing was buffered).
-                        log.warning("%s: no answer to Finalize in %.1f s; using what was final", self.name,
-                                    self._finalize_timeout_s)
+                        log.warning(
+                            "%s: no answer to Finalize in %.1f s; using what was final",
+                            self.name,
+                            self._finalize_timeout_s,
+                        )
                         break
                     if time.monotonic() - started > limit:
                         raise self.error or ProviderError(PROVIDER, "timeout", "no transcript in time") from None
@@ -164,12 +176,21 @@ class DeepgramStream:
         delay = 0.2
         while not self._closed:
             try:
-                ws = await connect(self._url, additional_headers=self._headers, open_timeout=self._connect_timeout_s,
-                                   ping_interval=None, compression=None, max_size=2 ** 20, proxy=None, close_timeout=2)
+                ws = await connect(
+                    self._url,
+                    additional_headers=self._headers,
+                    open_timeout=self._connect_timeout_s,
+                    ping_interval=None,
+                    compression=None,
+                    max_size=2**20,
+                    proxy=None,
+                    close_timeout=2,
+                )
             except InvalidStatus as exc:
                 status = exc.response.status_code
-                self._connect_failed(ProviderError(PROVIDER, str(status), _refusal(exc)),
-                                     fatal=status not in RETRYABLE_STATUS)
+                self._connect_failed(
+                    ProviderError(PROVIDER, str(status), _refusal(exc)), fatal=status not in RETRYABLE_STATUS
+                )
             except TimeoutError:
                 self._connect_failed(ProviderError(PROVIDER, "timeout", "the WebSocket handshake timed out"))
             except (OSError, InvalidHandshake) as exc:
@@ -206,7 +227,7 @@ class DeepgramStream:
             self._audio.clear()
             self._audio_bytes = 0
             for start in range(0, len(self._replay), REPLAY_CHUNK):
-                self._audio.append(bytes(self._replay[start:start + REPLAY_CHUNK]))
+                self._audio.append(bytes(self._replay[start : start + REPLAY_CHUNK]))
             self._audio_bytes = len(self._replay)
             self._finals.clear()
             self._interim = ""
@@ -224,7 +245,9 @@ class DeepgramStream:
             await asyncio.gather(sender, return_exceptions=True)
         if not self._closed:
             code = ws.close_code
-            self.error = ProviderError(PROVIDER, "connection", f"socket closed ({code} {ws.close_reason or ''})".strip())
+            self.error = ProviderError(
+                PROVIDER, "connection", f"socket closed ({code} {ws.close_reason or ''})".strip()
+            )
             self._failed_since = time.monotonic()
             log.warning("%s", self.error)
 
@@ -307,9 +330,19 @@ def _refusal(exc: InvalidStatus) -> str:
 class DeepgramSTT:
     """Opens live sockets; ``transcribe`` (for whole recordings) streams one utterance through one."""
 
-    def __init__(self, base_url: str, api_key: str, model: str, *, endpointing_ms: int = 200,
-                 utterance_end_ms: int = 1000, retry_window_s: float = 3.0, connect_timeout_s: float = 5.0,
-                 finalize_timeout_s: float = 1.5, keepalive_s: float = KEEPALIVE_S) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        model: str,
+        *,
+        endpointing_ms: int = 200,
+        utterance_end_ms: int = 1000,
+        retry_window_s: float = 3.0,
+        connect_timeout_s: float = 5.0,
+        finalize_timeout_s: float = 1.5,
+        keepalive_s: float = KEEPALIVE_S,
+    ) -> None:
         self.name = f"deepgram:{model}"
         self._base = websocket_base(base_url) + "/v1/listen"
         self._api_key = api_key
@@ -322,17 +355,31 @@ class DeepgramSTT:
         self._keepalive_s = keepalive_s
 
     def url(self, language: str) -> str:
-        query = {"encoding": "mulaw", "sample_rate": 8000, "channels": 1, "model": self._model,
-                 "interim_results": "true", "endpointing": self._endpointing_ms,
-                 "utterance_end_ms": self._utterance_end_ms, "vad_events": "true", "smart_format": "true"}
+        query = {
+            "encoding": "mulaw",
+            "sample_rate": 8000,
+            "channels": 1,
+            "model": self._model,
+            "interim_results": "true",
+            "endpointing": self._endpointing_ms,
+            "utterance_end_ms": self._utterance_end_ms,
+            "vad_events": "true",
+            "smart_format": "true",
+        }
         if language:
             query["language"] = language
         return f"{self._base}?{urlencode(query)}"
 
     def open(self, language: str) -> DeepgramStream:
-        return DeepgramStream(self.url(language), self._api_key, self.name, retry_window_s=self._retry_window_s,
-                              connect_timeout_s=self._connect_timeout_s, finalize_timeout_s=self._finalize_timeout_s,
-                              keepalive_s=self._keepalive_s)
+        return DeepgramStream(
+            self.url(language),
+            self._api_key,
+            self.name,
+            retry_window_s=self._retry_window_s,
+            connect_timeout_s=self._connect_timeout_s,
+            finalize_timeout_s=self._finalize_timeout_s,
+            keepalive_s=self._keepalive_s,
+        )
 
     async def transcribe(self, pcm8k: np.ndarray, language: str) -> str:
         stream = self.open(language)

@@ -53,8 +53,11 @@ class StreamParking:
         if parked is not None:
             parked.expiry.cancel()
             if parked.language == language and getattr(parked.stream, "fatal", None) is None:
-                log.info("STT socket for call %s claimed (%s)", call_sid,
-                         "connected" if getattr(parked.stream, "connected", False) else "still connecting")
+                log.info(
+                    "STT socket for call %s claimed (%s)",
+                    call_sid,
+                    "connected" if getattr(parked.stream, "connected", False) else "still connecting",
+                )
                 return parked.stream
             self._close(parked.stream)
         return self.stt.open(language)

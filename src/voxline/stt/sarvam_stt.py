@@ -12,29 +12,37 @@ import aiohttp
 import numpy as np
 
 from voxline.audio import mulaw
-from voxline.playout.audio_files import wav_bytes
+from voxline.audio.wav import wav_bytes
 from voxline.providers.http import HostedEndpoint, multipart
-
-
-def sarvam_language(code: str) -> str:
-    """Sarvam's BCP-47 codes: 'hi' → 'hi-IN'; an empty code asks it to detect the language."""
-    if not code:
-        return "unknown"
-    return code if "-" in code else f"{code}-IN"
+from voxline.providers.sarvam import sarvam_language
 
 
 class SarvamSTT:
-    def __init__(self, client: aiohttp.ClientSession, base_url: str, api_key: str, model: str,
-                 timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        client: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str,
+        model: str,
+        timeout_s: float = 10.0,
+        retry_window_s: float = 3.0,
+    ) -> None:
         self.name = f"sarvam:{model}"
         self.multilingual = True
-        self._endpoint = HostedEndpoint(client, "sarvam", base_url.rstrip("/") + "/speech-to-text",
-                                        {"api-subscription-key": api_key}, timeout_s, retry_window_s)
+        self._endpoint = HostedEndpoint(
+            client,
+            "sarvam",
+            base_url.rstrip("/") + "/speech-to-text",
+            {"api-subscription-key": api_key},
+            timeout_s,
+            retry_window_s,
+        )
         self._model = model
 
     async def transcribe(self, pcm8k: np.ndarray, language: str) -> str:
         wav = wav_bytes(mulaw.encode(pcm8k))
-        body, content_type = multipart({"model": self._model, "language_code": sarvam_language(language)},
-                                       "file", "turn.wav", "audio/wav", wav)
+        body, content_type = multipart(
+            {"model": self._model, "language_code": sarvam_language(language)}, "file", "turn.wav", "audio/wav", wav
+        )
         response = await self._endpoint.post(data=body, headers={"Content-Type": content_type})
         return str(response.json().get("transcript", "")).strip()

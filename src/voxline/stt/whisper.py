@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from voxline.audio.pcm import TELEPHONY_RATE, int16_to_float, resample
-from voxline.engine.pool import ModelPool
+from voxline.providers.pool import ModelPool
 
 WHISPER_RATE = 16000
 HOP = 160  # samples per mel frame at 16 kHz
@@ -51,15 +51,24 @@ class WhisperSTT:
         audio = resample(int16_to_float(pcm8k), TELEPHONY_RATE, WHISPER_RATE)
         with self._lock:
             # With no language given, a multilingual model detects it (on the standard window).
-            if (self.window == "fit" and audio.size + FIT_PADDING_S * WHISPER_RATE < MAX_FRAMES * HOP
-                    and (language or not self.multilingual)):
+            if (
+                self.window == "fit"
+                and audio.size + FIT_PADDING_S * WHISPER_RATE < MAX_FRAMES * HOP
+                and (language or not self.multilingual)
+            ):
                 return self._transcribe_fit(audio, language)
             return self._transcribe_full(audio, language)
 
     def _transcribe_full(self, audio: np.ndarray, language: str) -> str:
         segments, _info = self._model.transcribe(
-            audio, language=(language or None) if self.multilingual else None, beam_size=1,
-            temperature=0.0, without_timestamps=True, condition_on_previous_text=False, vad_filter=False)
+            audio,
+            language=(language or None) if self.multilingual else None,
+            beam_size=1,
+            temperature=0.0,
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
         return " ".join(segment.text.strip() for segment in segments).strip()
 
     def _tokenizer(self, language: str):
@@ -67,8 +76,9 @@ class WhisperSTT:
 
         if language not in self._tokenizers:
             multilingual = self._model.model.is_multilingual
-            self._tokenizers[language] = Tokenizer(self._model.hf_tokenizer, multilingual, task="transcribe",
-                                                   language=language if multilingual else None)
+            self._tokenizers[language] = Tokenizer(
+                self._model.hf_tokenizer, multilingual, task="transcribe", language=language if multilingual else None
+            )
         return self._tokenizers[language]
 
     def _transcribe_fit(self, audio: np.ndarray, language: str) -> str:
@@ -81,13 +91,20 @@ class WhisperSTT:
         padded[: audio.size] = audio
         features = self._model.feature_extractor(padded)[:, :frames]
         encoded = self._model.model.encode(
-            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], dtype=np.float32)), to_cpu=False)
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], dtype=np.float32)), to_cpu=False
+        )
         tokenizer = self._tokenizer(language)
         prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         result = self._model.model.generate(
-            encoded, [prompt], beam_size=1, max_length=frames // 10 + 20, suppress_blank=True,
+            encoded,
+            [prompt],
+            beam_size=1,
+            max_length=frames // 10 + 20,
+            suppress_blank=True,
             suppress_tokens=list(get_suppressed_tokens(tokenizer, [-1])),
-            return_scores=True, return_no_speech_prob=True)[0]
+            return_scores=True,
+            return_no_speech_prob=True,
+        )[0]
         if result.no_speech_prob > NO_SPEECH_PROBABILITY and result.scores[0] < LOW_AVERAGE_LOGPROB:
             return ""
         return tokenizer.decode(result.sequences_ids[0]).strip()

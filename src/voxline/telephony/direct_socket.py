@@ -141,15 +141,19 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             if length == 126:
                 if end - start < 2:
                     break
-                length = int.from_bytes(buffer[start:start + 2], "big")
+                length = int.from_bytes(buffer[start : start + 2], "big")
                 start += 2
             elif length == 127:
                 if end - start < 8:
                     break
-                length = int.from_bytes(buffer[start:start + 8], "big")
+                length = int.from_bytes(buffer[start : start + 8], "big")
                 start += 8
-            if ((first != _FIN_TEXT and first != _FIN_BINARY) or not second & _MASKED
-                    or length > self._max_size or self.conn.expect_continuation_frame):
+            if (
+                (first != _FIN_TEXT and first != _FIN_BINARY)
+                or not second & _MASKED
+                or length > self._max_size
+                or self.conn.expect_continuation_frame
+            ):
                 # Not a plain data frame (control, fragment, oversized, unmasked, reserved bits):
                 # the state machine takes it and everything after it.
                 self._cutting = False
@@ -205,8 +209,13 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def _maybe_cut(self) -> None:
         """Cut frames here once attached, open, and the state machine holds no partial frame."""
-        self._cutting = (self._receiver is not None and self.conn.state is State.OPEN and not self.close_sent
-                         and self.conn.parser_exc is None and not self.conn.reader.buffer)
+        self._cutting = (
+            self._receiver is not None
+            and self.conn.state is State.OPEN
+            and not self.close_sent
+            and self.conn.parser_exc is None
+            and not self.conn.reader.buffer
+        )
 
     def _fail(self, code: CloseCode, reason: str) -> None:
         self._cutting = False

@@ -17,10 +17,13 @@ from typing import ClassVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from voxline.services import Services, ServicesDep
 from voxline.session.call import CallLimits, CallSession
+from voxline.session.control import CallControlUnavailable
 from voxline.session.records import CallRecord
 from voxline.telephony import messages as m
 from voxline.telephony.direct_socket import DIRECT
+from voxline.telephony.line import SocketSender, TwilioLine
 from voxline.telephony.security import public_base_url, websocket_url
 
 log = logging.getLogger(__name__)
@@ -30,9 +33,8 @@ POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 
 
-async def media_stream(ws: WebSocket) -> None:
+async def media_stream(ws: WebSocket, services: ServicesDep) -> None:
     """Twilio's entry point: the upgrade must carry a valid ``X-Twilio-Signature``."""
-    services = ws.app.state.services
     url = websocket_url(public_base_url(services.settings.public_url, ws.headers, "http"), "/media-stream")
     signature = ws.headers.get("x-twilio-signature")
     await ws.accept()
@@ -70,7 +72,7 @@ class MediaStream:
 
     path: ClassVar[str] = "streaming"  # the call record's path and the metrics label
 
-    def __init__(self, ws: WebSocket, services) -> None:
+    def __init__(self, ws: WebSocket, services: Services) -> None:
         self.ws = ws
         self.services = services
         self.session: CallSession | None = None
@@ -78,7 +80,7 @@ class MediaStream:
         self.outcome = "completed"
         self.close_code = 1000
         self.close_reason = ""
-        self._send_lock = asyncio.Lock()
+        self.sender = SocketSender(ws)
         self._direct: dict | None = None  # the server's "voxline.direct" extension, once attached
         self._over: asyncio.Future[None] | None = None  # set when a directly fed stream ends
 
@@ -93,11 +95,7 @@ class MediaStream:
         """Called before the session closes."""
 
     async def send(self, text: str) -> None:
-        async with self._send_lock:
-            if self._direct is not None:
-                await self._direct["send_text"](text)
-            elif self.ws.client_state is WebSocketState.CONNECTED:
-                await self.ws.send_text(text)
+        await self.sender.send(text)
 
     async def serve(self) -> None:
         """Until the stream ends: messages straight from the server when it offers that, else by ASGI."""
@@ -107,6 +105,7 @@ class MediaStream:
             return
         self._over = asyncio.get_running_loop().create_future()
         self._direct = direct
+        self.sender.go_direct(direct["send_text"])
         direct["attach"](self)
         await self._over
 
@@ -203,33 +202,44 @@ class MediaStream:
             self.close_code, self.close_reason = POLICY_VIOLATION, why
             return False
         if start.encoding != "audio/x-mulaw" or start.sample_rate != 8000 or start.channels != 1:
-            log.warning("unexpected media format %s/%d/%d; treating it as 8 kHz μ-law",
-                        start.encoding, start.sample_rate, start.channels)
+            log.warning(
+                "unexpected media format %s/%d/%d; treating it as 8 kHz μ-law",
+                start.encoding,
+                start.sample_rate,
+                start.channels,
+            )
         params = start.custom_parameters
-        record = CallRecord(call_sid=start.call_sid, stream_sid=start.stream_sid, path=self.path,
-                            agent=self.services.agent.name, caller=params.get("From", ""),
-                            called=params.get("To", ""))
+        record = CallRecord(
+            call_sid=start.call_sid,
+            stream_sid=start.stream_sid,
+            path=self.path,
+            agent=self.services.agent.name,
+            caller=params.get("From", ""),
+            called=params.get("To", ""),
+        )
         log.info("stream started (CallSid %s, StreamSid %s)", start.call_sid, start.stream_sid)
         self.services.registry.begin(record)
         settings = self.services.settings
-        limits = CallLimits(max_duration_s=settings.max_call_duration_s,
-                            silence_timeout_s=settings.caller_silence_timeout_s,
-                            draining=lambda: self.services.draining)
+        limits = CallLimits(
+            max_duration_s=settings.max_call_duration_s,
+            silence_timeout_s=settings.caller_silence_timeout_s,
+            draining=lambda: self.services.draining,
+        )
         self.services.admitted.pop(start.call_sid, None)
-        self.session = CallSession(record, self.services.agent, self.services.stack, self.send,
-                                   hangup=self.hangup, limits=limits, metrics=self.services.metrics)
+        assert self.services.stack is not None  # run_stream admits no stream while the models load
+        self.session = CallSession(
+            record,
+            self.services.agent,
+            self.services.stack,
+            TwilioLine(start.stream_sid, self.sender.send),
+            control=StreamCallControl(self.ws),
+            limits=limits,
+            metrics=self.services.metrics,
+        )
         self.services.metrics.active_calls.labels(self.path).inc()
         self.session.start()
         self.session_started()
         return True
-
-    async def hangup(self) -> None:
-        """The server ends the call: closing the socket ends <Connect>, and nothing follows it."""
-        if self.ws.client_state is WebSocketState.CONNECTED:
-            try:
-                await self.ws.close(code=1000, reason="call ended")
-            except (RuntimeError, WebSocketDisconnect):
-                pass
 
     async def close(self) -> None:
         await self.closing()
@@ -238,10 +248,33 @@ class MediaStream:
             self.services.registry.end(self.session.record)
             self.services.metrics.active_calls.labels(self.path).dec()
             self.services.metrics.calls.labels(self.path, self.session.record.outcome).inc()
-            self.session = None  # it holds this stream's send and hangup: no cycle left behind
+            self.session = None
         self._direct = None
+        self.sender.detach()
         if self.ws.client_state is WebSocketState.CONNECTED:
             try:
                 await self.ws.close(code=self.close_code, reason=self.close_reason)
             except (RuntimeError, WebSocketDisconnect):
                 pass  # the peer went away while we were closing
+
+
+class StreamCallControl:
+    """Call control over the Media Stream alone: hanging up closes the socket, which ends
+    ``<Connect>``; no TwiML follows it, so the call ends. Transfers and keypad tones need
+    Twilio's REST API on the live call."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+
+    async def hang_up(self) -> None:
+        if self._ws.client_state is WebSocketState.CONNECTED:
+            try:
+                await self._ws.close(code=1000, reason="call ended")
+            except (RuntimeError, WebSocketDisconnect):
+                pass
+
+    async def transfer(self, to: str) -> None:
+        raise CallControlUnavailable("transferring a call needs Twilio's REST API, which is not configured")
+
+    async def send_digits(self, digits: str) -> None:
+        raise CallControlUnavailable("sending digits needs Twilio's REST API, which is not configured")

@@ -85,7 +85,7 @@ def _str(data: dict, key: str) -> str:
 def _int(data: dict, key: str, default: int | None = None) -> int:
     value = data.get(key, default)
     try:
-        return int(value)  # Twilio sends numbers as strings in media and as integers in mediaFormat
+        return int(value)  # type: ignore[arg-type]  # None and other types are refused below  # Twilio sends numbers as strings in media and as integers in mediaFormat
     except (TypeError, ValueError):
         raise ProtocolError(f"'{key}' must be a number") from None
 
@@ -116,8 +116,13 @@ def _media(data: dict) -> Media:
         raw = media.get("payload")
         if type(raw) is str and len(raw) <= _MAX_PAYLOAD_CHARS:
             try:
-                return Media(sid, str(media.get("track", "inbound")), int(media.get("chunk", 0)),
-                             int(media.get("timestamp", 0)), binascii.a2b_base64(raw, strict_mode=True))
+                return Media(
+                    sid,
+                    str(media.get("track", "inbound")),
+                    int(media.get("chunk", 0)),
+                    int(media.get("timestamp", 0)),
+                    binascii.a2b_base64(raw, strict_mode=True),
+                )
             except (TypeError, ValueError):  # binascii.Error is a ValueError
                 pass
     return _media_checked(data)
@@ -165,7 +170,7 @@ def _other(data: dict, event: object) -> InboundMessage:
     if event == "dtmf":
         return Dtmf(stream_sid=_str(data, "streamSid"), digit=_str(_obj(data, "dtmf"), "digit"))
     if event == "stop":
-        stop = data.get("stop") if isinstance(data.get("stop"), dict) else {}
+        stop = data["stop"] if isinstance(data.get("stop"), dict) else {}
         return Stop(stream_sid=_str(data, "streamSid"), call_sid=str(stop.get("callSid", "")))
     raise ProtocolError(f"unknown event {event!r}")
 
@@ -177,8 +182,10 @@ def _dump(message: dict) -> str:
 def media_message(stream_sid: str, ulaw: bytes) -> str:
     # Built by formatting (base64 needs no JSON escaping; the SID is escaped by orjson): this is
     # the one outbound message sent for every 20 ms of the agent's speech.
-    return '{"event":"media","streamSid":%s,"media":{"payload":"%s"}}' % (
-        orjson.dumps(stream_sid).decode(), base64.b64encode(ulaw).decode("ascii"))
+    return '{"event":"media","streamSid":%s,"media":{"payload":"%s"}}' % (  # noqa: UP031 (the fastest here)
+        orjson.dumps(stream_sid).decode(),
+        base64.b64encode(ulaw).decode("ascii"),
+    )
 
 
 def mark_message(stream_sid: str, name: str) -> str:

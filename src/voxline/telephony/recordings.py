@@ -11,7 +11,6 @@ only ever go to the host named in ``RecordingUrl``.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import wave
@@ -48,8 +47,9 @@ def decode_wav(data: bytes) -> np.ndarray:
 class RecordingFetcher:
     def __init__(self, client: aiohttp.ClientSession, account_sid: str, auth_token: str, window_s: float) -> None:
         self._client = client
-        self._headers = ({"Authorization": aiohttp.encode_basic_auth(account_sid, auth_token)}
-                         if account_sid and auth_token else {})
+        self._headers = (
+            {"Authorization": aiohttp.encode_basic_auth(account_sid, auth_token)} if account_sid and auth_token else {}
+        )
         self._window_s = window_s
 
     async def fetch(self, recording_url: str) -> np.ndarray:
@@ -72,7 +72,7 @@ class RecordingFetcher:
                     raise RecordingUnavailable(f"fetching {url}: {problem}")
             except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
                 raise RecordingUnavailable(f"RecordingUrl {recording_url!r} is not usable: {exc}") from None
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if not window.allows_another():
                 raise RecordingUnavailable(f"fetching {url}: {problem} after {attempt} attempts")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxline.engine.pool import ModelPool
+from voxline.providers.pool import ModelPool
 from voxline.tts.shaping import to_telephony
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -28,7 +28,7 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
 class _Library:
     """libespeak-ng, initialized once per process: it keeps one global voice and one callback."""
 
-    _instance: "_Library | None" = None
+    _instance: _Library | None = None
     _create_lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -46,7 +46,7 @@ class _Library:
         self.lock = threading.Lock()  # one synthesis at a time, voice and all
 
     @classmethod
-    def get(cls) -> "_Library":
+    def get(cls) -> _Library:
         with cls._create_lock:
             if cls._instance is None:
                 cls._instance = cls()

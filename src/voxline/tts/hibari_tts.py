@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from voxline.engine.pool import ModelPool
+from voxline.providers.pool import ModelPool
 from voxline.tts.shaping import to_telephony
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from voxline.errors import ProviderError
 from voxline.providers.http import HostedEndpoint
-from voxline.stt.sarvam_stt import sarvam_language
+from voxline.providers.sarvam import sarvam_language
 from voxline.tts.shaping import to_telephony
 
 SAMPLE_RATE = 8000
@@ -36,12 +36,28 @@ def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
 
 
 class SarvamTTS:
-    def __init__(self, client: aiohttp.ClientSession, base_url: str, api_key: str, model: str, speaker: str,
-                 language: str, pace: float = 1.0, timeout_s: float = 10.0, retry_window_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        client: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str,
+        model: str,
+        speaker: str,
+        language: str,
+        pace: float = 1.0,
+        timeout_s: float = 10.0,
+        retry_window_s: float = 3.0,
+    ) -> None:
         self.language = sarvam_language(language)
         self.name = f"sarvam:{model}:{speaker}:{self.language}"
-        self._endpoint = HostedEndpoint(client, "sarvam", base_url.rstrip("/") + "/text-to-speech",
-                                        {"api-subscription-key": api_key}, timeout_s, retry_window_s)
+        self._endpoint = HostedEndpoint(
+            client,
+            "sarvam",
+            base_url.rstrip("/") + "/text-to-speech",
+            {"api-subscription-key": api_key},
+            timeout_s,
+            retry_window_s,
+        )
         self._model = model
         self._speaker = speaker
         self._pace = pace
@@ -49,8 +65,13 @@ class SarvamTTS:
     async def synthesize(self, text: str) -> bytes:
         if not text.strip():
             return b""
-        body = {"text": text, "target_language_code": self.language, "speaker": self._speaker,
-                "model": self._model, "speech_sample_rate": SAMPLE_RATE}
+        body = {
+            "text": text,
+            "target_language_code": self.language,
+            "speaker": self._speaker,
+            "model": self._model,
+            "speech_sample_rate": SAMPLE_RATE,
+        }
         if self._pace != 1.0:
             body["pace"] = self._pace
         response = await self._endpoint.post(json=body)

@@ -49,7 +49,8 @@ class TurnDetector:
     def __init__(self, vad: VoiceActivityDetector, settings: VadSettings) -> None:
         self._vad = vad
         self._settings = settings
-        self._ring: deque[tuple[np.ndarray, bool]] = deque(maxlen=max(1, settings.ring_ms // FRAME_MS))
+        self._window = max(1, settings.ring_ms // FRAME_MS)
+        self._ring: deque[tuple[np.ndarray, bool]] = deque(maxlen=self._window)
         self._ring_voiced = 0
         self.start_ratio = settings.start_ratio
         self.speaking = False
@@ -85,11 +86,11 @@ class TurnDetector:
         return self._while_speaking(frame, voiced)
 
     def _while_silent(self, frame: np.ndarray, voiced: bool) -> TurnEvent | None:
-        if len(self._ring) == self._ring.maxlen and self._ring[0][1]:
+        if len(self._ring) == self._window and self._ring[0][1]:
             self._ring_voiced -= 1
         self._ring.append((frame, voiced))
         self._ring_voiced += voiced
-        fraction = self._ring_voiced / self._ring.maxlen
+        fraction = self._ring_voiced / self._window
         if not voiced or fraction < self.start_ratio:
             return None
         self.speaking = True

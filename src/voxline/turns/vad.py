@@ -47,7 +47,7 @@ class SileroVad:
         samples = frame.astype(np.float32) / 32768.0
         while samples.size:
             take = min(samples.size, self._window.size - self._filled)
-            self._window[self._filled:self._filled + take] = samples[:take]
+            self._window[self._filled : self._filled + take] = samples[:take]
             self._filled += take
             samples = samples[take:]
             if self._filled == self._window.size:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
 from voxline.config import Settings
+from voxline.services import ServicesDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,8 +34,8 @@ def softphone_enabled(settings: Settings) -> bool:
 
 
 @router.get("/phone")
-async def phone(request: Request) -> HTMLResponse:
-    settings: Settings = request.app.state.services.settings
+async def phone(services: ServicesDep) -> HTMLResponse:
+    settings = services.settings
     if not softphone_enabled(settings):
         raise HTTPException(status_code=404, detail="the softphone is off: set VOXLINE_API_TOKEN or run with --dev")
     html = _page("phone.html").replace("__TOKEN_REQUIRED__", "true" if api_token_set(settings) else "false")
@@ -42,7 +43,7 @@ async def phone(request: Request) -> HTMLResponse:
 
 
 @router.get("/dashboard")
-async def dashboard(request: Request) -> HTMLResponse:
-    if not api_token_set(request.app.state.services.settings):
+async def dashboard(services: ServicesDep) -> HTMLResponse:
+    if not api_token_set(services.settings):
         raise HTTPException(status_code=404, detail="the dashboard is off: set VOXLINE_API_TOKEN")
     return HTMLResponse(_page("dashboard.html"), headers={"Cache-Control": "no-store"})

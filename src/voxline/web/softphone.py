@@ -8,8 +8,8 @@ token the socket exists only in ``--dev`` mode, and then only for pages of this 
 
 Besides Twilio's messages, this socket (and only this one) sends ``voxline.call`` once the call
 starts, ``voxline.caller`` with what the caller said as soon as it is transcribed, and
-``voxline.turn`` after each finished turn, so the page can show the transcript and
-each turn's latency without polling the API.
+``voxline.turn`` after each finished turn (as the record changes, no polling), so the page can show
+the transcript and each turn's latency without polling the API.
 """
 
 from __future__ import annotations
@@ -25,17 +25,16 @@ from urllib.parse import urlsplit
 from fastapi.responses import PlainTextResponse
 from starlette.websockets import WebSocket
 
+from voxline.services import Services, ServicesDep
 from voxline.telephony import messages as m
 from voxline.telephony.media_stream import MediaStream, run_stream
 from voxline.web.pages import api_token_set, softphone_enabled
 
 log = logging.getLogger(__name__)
 
-REPORT_INTERVAL_S = 0.2  # how often finished turns are looked for
 
-
-async def phone_stream(ws: WebSocket) -> None:
-    settings = ws.app.state.services.settings
+async def phone_stream(ws: WebSocket, services: ServicesDep) -> None:
+    settings = services.settings
     if not softphone_enabled(settings):
         await _deny(ws, "the softphone is off: set VOXLINE_API_TOKEN or run with --dev")
         return
@@ -44,7 +43,7 @@ async def phone_stream(ws: WebSocket) -> None:
         await _deny(ws, f"cross-origin softphone connection refused (Origin {ws.headers.get('origin')})")
         return
     await ws.accept()
-    await run_stream(SoftphoneStream(ws, ws.app.state.services))
+    await run_stream(SoftphoneStream(ws, services))
 
 
 async def _deny(ws: WebSocket, why: str) -> None:
@@ -63,7 +62,7 @@ def _same_origin(ws: WebSocket) -> bool:
 class SoftphoneStream(MediaStream):
     path = "softphone"
 
-    def __init__(self, ws: WebSocket, services) -> None:
+    def __init__(self, ws: WebSocket, services: Services) -> None:
         super().__init__(ws, services)
         self._reporter: asyncio.Task | None = None
 
@@ -90,16 +89,35 @@ class SoftphoneStream(MediaStream):
         """Tell the page about the call, then about each turn as the session records it."""
         assert self.session is not None
         record = self.session.record
-        await self.send(_dump({"event": "voxline.call", "streamSid": record.stream_sid, "callSid": record.call_sid,
-                               "agent": record.agent, "greeting": self.services.agent.greeting}))
+        await self.send(
+            _dump(
+                {
+                    "event": "voxline.call",
+                    "streamSid": record.stream_sid,
+                    "callSid": record.call_sid,
+                    "agent": record.agent,
+                    "greeting": self.services.agent.greeting,
+                }
+            )
+        )
         sent = 0
         transcribed = None
+        changed = record.watch()
         while True:
-            await asyncio.sleep(REPORT_INTERVAL_S)
+            await changed.wait()
+            changed.clear()
             if record.transcribed != transcribed and record.transcribed is not None:
                 transcribed = record.transcribed
-                await self.send(_dump({"event": "voxline.caller", "streamSid": record.stream_sid,
-                                       "turn": transcribed[0], "text": transcribed[1]}))
+                await self.send(
+                    _dump(
+                        {
+                            "event": "voxline.caller",
+                            "streamSid": record.stream_sid,
+                            "turn": transcribed[0],
+                            "text": transcribed[1],
+                        }
+                    )
+                )
             turns = record.turns[sent:]
             sent += len(turns)
             for turn in turns:

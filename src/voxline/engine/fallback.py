@@ -13,11 +13,12 @@ so a provider shared by every call can still tell the right call's record.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
-from typing import AsyncIterator, Callable
 
 from voxline.errors import ProviderError
 from voxline.llm.base import ChatMessage, LanguageModel
+from voxline.llm.events import LlmEvent
 from voxline.tts.base import TextToSpeech
 
 log = logging.getLogger(__name__)
@@ -63,21 +64,21 @@ class FallbackChat:
         self.prefills_locally = primary.prefills_locally
 
     async def prefill(self, messages: list[ChatMessage]) -> None:
-        await self.primary.prefill(messages)  # type: ignore[attr-defined]
+        await self.primary.prefill(messages)
 
-    async def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[str]:
+    async def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[LlmEvent]:
         started = False
         try:
-            async for text in self.primary.stream(messages, max_tokens, temperature):
+            async for event in self.primary.stream(messages, max_tokens, temperature):
                 started = True
-                yield text
+                yield event
             return
         except ProviderError as exc:
             if started:
                 raise
             fallback_used("llm", exc, self.fallback.name)
-        async for text in self.fallback.stream(messages, max_tokens, temperature):
-            yield text
+        async for event in self.fallback.stream(messages, max_tokens, temperature):
+            yield event
 
     def __getattr__(self, name: str):
         return getattr(self.primary, name)

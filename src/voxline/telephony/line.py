@@ -1,0 +1,55 @@
+"""The agent's side of a Media Stream: the pacer's ``Line`` as Twilio's JSON messages.
+
+``SocketSender`` owns the socket's outbound half (one text frame at a time, straight to the
+server's transport when the ``voxline.direct`` extension is attached); ``TwilioLine`` serializes
+audio, marks and ``clear`` for one stream. Neither points back at the stream or the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from voxline.telephony.messages import clear_message, mark_message, media_message
+
+
+class SocketSender:
+    """Text frames out of one accepted WebSocket, in order."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+        self._direct: Callable[[str], Awaitable[None]] | None = None
+        self._lock = asyncio.Lock()
+
+    def go_direct(self, send_text: Callable[[str], Awaitable[None]]) -> None:
+        """Send through the server's protocol from now on (it drops sends after the close)."""
+        self._direct = send_text
+
+    def detach(self) -> None:
+        self._direct = None
+
+    async def send(self, text: str) -> None:
+        async with self._lock:
+            if self._direct is not None:
+                await self._direct(text)
+            elif self._ws.client_state is WebSocketState.CONNECTED:
+                await self._ws.send_text(text)
+
+
+class TwilioLine:
+    """``voxline.playout.line.Line`` for one Media Stream."""
+
+    def __init__(self, stream_sid: str, send: Callable[[str], Awaitable[None]]) -> None:
+        self._stream_sid = stream_sid
+        self._send = send
+
+    async def audio(self, ulaw: bytes) -> None:
+        await self._send(media_message(self._stream_sid, ulaw))
+
+    async def mark(self, name: str) -> None:
+        await self._send(mark_message(self._stream_sid, name))
+
+    async def clear(self) -> None:
+        await self._send(clear_message(self._stream_sid))
