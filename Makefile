@@ -6,7 +6,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install test-data run lint test test-fast test-unit audit bench-latency bench-ab bench-deps bench-load bench-capacity bench-micro bench-soak clean
+.PHONY: install test-data run lint test test-fast test-unit audit bench-latency bench-ab bench-deps bench-load bench-capacity bench-micro bench-soak bench-turns clean
 
 .venv/.installed: pyproject.toml requirements-models.txt scripts/install.sh
 	./scripts/install.sh
@@ -60,6 +60,10 @@ bench-micro: bench-deps test-data
 
 bench-soak: bench-deps test-data
 	.venv/bin/voxline bench soak
+
+# Turn-taking on phone audio (docs/benchmarks.md): about 15 minutes for the whole labelled set.
+bench-turns: bench-deps test-data
+	.venv/bin/voxline bench turns
 
 clean:
 	rm -rf .venv .venv-audit build src/*.egg-info

@@ -241,10 +241,13 @@ class Call:
         await self.until(audible)
 
     async def quiet(self, seconds: float = 2.0) -> None:
-        """Until the agent has stopped talking and nothing is pending, then ``seconds`` more (first
-        half a second of silence, so that a turn the caller just spoke has ended)."""
+        """Until the caller's turn has ended, the agent has stopped talking and nothing is pending,
+        then ``seconds`` more."""
         await self.silence(0.5)
-        await self.until(lambda: not self.session._live and not self.session._pacer.busy)
+        session = self.session
+        await self.until(
+            lambda: not session._live and not session._pacer.busy and not session._turn_taking.caller_speaking
+        )
         await self.silence(seconds)
 
     async def close(self) -> None:

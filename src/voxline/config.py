@@ -132,6 +132,66 @@ class VadSettings(BaseModel):
     max_utterance_s: float = Field(default=30.0, gt=0, description="A turn longer than this is cut and answered.")
 
 
+class EchoSettings(BaseModel):
+    """The agent's own voice returning from the caller's phone (``[turns.echo]``)."""
+
+    enabled: bool = Field(default=True, description="Do not take the agent's own echo for the caller's speech.")
+    max_delay_ms: int = Field(default=500, ge=20, le=2000, description="Longest echo delay looked for.")
+    margin_db: float = Field(default=6.0, ge=0, description="How far above the echo estimate speech must be.")
+    warmup_loss_db: float = Field(
+        default=-10.0, le=0, description="Echo loss assumed until the call's own has been learned (the worst case)."
+    )
+    warmup_s: float = Field(default=1.0, ge=0, description="Seconds of agent audio before the learned loss is used.")
+    caller_ratio_db: float = Field(
+        default=-6.0, le=0, description="Inbound audio this close to the agent's level is never learned as echo."
+    )
+
+
+BACKCHANNELS = (
+    "mm-hmm mhm mm hmm uh-huh uh huh okay ok yeah yes yep yup right sure alright all right i see got it great "
+    "cool fine good haan ha han haa achha acha accha theek thik hai ji हाँ हां हा अच्छा ठीक है जी"
+)
+
+
+class TurnSettings(BaseModel):
+    """When the caller's turn ends and what counts as an interruption (``[turns]`` in the agent file).
+
+    ``adaptive`` (the default) chooses the silence that ends a turn from the early transcript: short
+    after a question, longer after a statement, longest after a trailing "and" or half a phone
+    number; it starts the reply at the pause and holds its audio until the turn is confirmed.
+    ``silence`` ends every turn after ``[vad] end_silence_frames``.
+    """
+
+    end_of_turn: Literal["adaptive", "silence"] = "adaptive"
+    question_silence_ms: int = Field(default=250, ge=60, description="Silence that ends a turn after a question.")
+    complete_silence_ms: int = Field(default=700, ge=60, description="… after a sentence that ends with a full stop.")
+    unsure_silence_ms: int = Field(default=800, ge=60, description="… after words with no punctuation to go by.")
+    incomplete_silence_ms: int = Field(
+        default=1400, ge=60, description="… after a trailing 'and', 'um', a comma or part of a number."
+    )
+    empty_silence_ms: int = Field(default=300, ge=60, description="… when no words were recognised.")
+    wait_for_text_ms: int = Field(
+        default=1500, ge=60, description="Longest silence waited while the transcript is not back yet."
+    )
+    speculate: bool = Field(
+        default=True, description="Start the reply at the pause, holding its audio until the turn is confirmed."
+    )
+    interrupt_confirm_ms: int = Field(
+        default=1200,
+        ge=0,
+        description="Speech over the agent this long (voiced) is an interruption whatever its words; shorter "
+        "speech pauses the agent, which resumes if it was a backchannel or no words.",
+    )
+    overlap_end_silence_ms: int = Field(
+        default=240, ge=60, description="Silence that ends a short utterance spoken over the agent."
+    )
+    backchannels: list[str] = Field(
+        default_factory=lambda: BACKCHANNELS.split(),
+        description="Words that, alone, acknowledge the agent without taking the turn.",
+    )
+    echo: EchoSettings = EchoSettings()
+
+
 # Provider defaults, in one place: what a stage uses when the agent file and the environment do
 # not say (``effective_agent`` fills them in; the stack reads them for fallbacks).
 EMBEDDED_LLMS = ("qwen2.5-0.5b", "smollm2-135m")
@@ -239,6 +299,7 @@ class AgentConfig(BaseModel):
     still_there: str = "Are you still there?"
     busy: str = "Sorry, all our lines are busy right now. Please call back in a few minutes."
     vad: VadSettings = VadSettings()
+    turns: TurnSettings = TurnSettings()
     stt: SttSettings = SttSettings()
     llm: LlmSettings = LlmSettings()
     voice: VoiceSettings = VoiceSettings()

@@ -146,6 +146,28 @@ def soak(
 
 
 @bench_app.command()
+def turns(
+    per_family: Annotated[int, typer.Option(help="Cases per family (0: the whole set).")] = 0,
+    split: Annotated[str, typer.Option(help="'tune', 'held-out' or 'all'.")] = "all",
+    env: Annotated[list[str], typer.Option(help="KEY=VALUE for the server, repeatable.")] = [],  # noqa: B006
+    label: Annotated[str, typer.Option(help="Result name under --out.")] = "turns",
+    out: Annotated[Path, typer.Option(help="Folder for the JSON result and the plot.")] = Path("bench/results"),
+) -> None:
+    """Turn-taking on phone audio: cut-offs, latency, noise, barge-in, echo, backchannels, resumes."""
+    from voxline.benchmarks.report import write_json
+    from voxline.benchmarks.turns import run_benchmark
+    from voxline.benchmarks.turns_report import plot_turns, turns_table
+
+    settings = dict(item.split("=", 1) for item in env)
+    result = run_benchmark(per_family, split, settings, out / f"{label}-server.log", console.print)
+    result["settings"] = {"per_family": per_family, "split": split, "env": settings}
+    console.print(turns_table(result["summary"]))
+    path = write_json(label, result, out)
+    plot = plot_turns(out / f"{label}.png", result)
+    console.print(f"wrote {path} and {plot}")
+
+
+@bench_app.command()
 def micro(
     repeat: Annotated[int, typer.Option(help="Timed repetitions per benchmark (the best is kept).")] = 5,
     label: Annotated[str, typer.Option(help="Result name under --out.")] = "micro",

@@ -52,6 +52,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.overlaps = Counter(
+            "voxline_caller_overlaps",
+            "Speech over the agent that paused it without taking the turn (it resumed).",
+            ["kind"],  # backchannel | false-interruption
+            registry=r,
+        )
+        self.speculative_replies = Counter(
+            "voxline_speculative_replies",
+            "Replies started at a pause before the turn was confirmed.",
+            ["outcome"],  # used | dropped
+            registry=r,
+        )
         self.provider_errors = Counter(
             "voxline_provider_errors", "Failures of a speech or language provider.", ["provider", "kind"], registry=r
         )

@@ -80,6 +80,10 @@ def _no_lateness(_lateness_s: float) -> None:
     pass
 
 
+def _not_watched(_ulaw: bytes, _plays_at: float) -> None:
+    pass
+
+
 @dataclass
 class _LineClock:
     """When the audio already sent will have finished playing at the far end."""
@@ -96,13 +100,16 @@ class Pacer:
         events: Callable[[PlayoutEvent], None] = _ignore,
         on_frames_sent: Callable[[float], None] = _no_lateness,
         clock: Callable[[], float] = time.monotonic,
+        on_audio: Callable[[bytes, float], None] = _not_watched,
     ) -> None:
         """``events`` receives what happens in the sender loop; ``on_frames_sent`` how long the
-        line ran dry before each mid-piece send (a metric)."""
+        line ran dry before each mid-piece send (a metric); ``on_audio`` each chunk sent with the
+        time the far end will start playing it (the echo reference)."""
         self._line = line
         self._ahead_s = ahead_ms / 1000.0
         self._events = events
         self._on_frames_sent = on_frames_sent
+        self._on_audio = on_audio
         self._clock = clock
         self._queue: deque[Piece] = deque()
         self._current: Piece | None = None
@@ -154,6 +161,7 @@ class Pacer:
         if piece.frames_sent:  # mid-piece: any gap before this send was the pacer's doing
             self._on_frames_sent(max(0.0, now - self._far_end.ends_at))
         self.frames_sent += count
+        self._on_audio(chunk, max(self._far_end.ends_at, now))
         self._far_end.ends_at = max(self._far_end.ends_at, now) + count * FRAME_S
         if piece.first_frame_at is None:
             piece.first_frame_at = now

@@ -36,7 +36,7 @@ from voxline.observability.metrics import Metrics
 from voxline.playout.line import Line
 from voxline.playout.pacer import FirstFrameSent, Pacer, Piece
 from voxline.session.control import CallControl, CallControlUnavailable, NoCallControl
-from voxline.session.inbox import FallbackUsed, Inbox, ProviderEndOfSpeech, SessionEvent, Stop
+from voxline.session.inbox import EarlyTextReady, FallbackUsed, Inbox, ProviderEndOfSpeech, SessionEvent, Stop
 from voxline.session.listener import EarlyText, Listener
 from voxline.session.prompt import build_prompt
 from voxline.session.records import CallRecord
@@ -44,11 +44,16 @@ from voxline.session.responder import Responder, Stage
 from voxline.session.speech import EndReason, Reply, ReplyKind, ReplyState, Speech
 from voxline.session.timeline import TurnTimeline
 from voxline.session.turnbook import TurnBook
+from voxline.turns.completeness import Ending
+from voxline.turns.echo import EchoReference
+from voxline.turns.overlap import OverlapKind, classify_overlap
 from voxline.turns.policy import (
+    AdaptiveTurnTaking,
     CallerPaused,
     CallerResumed,
     CallerStarted,
     Interruption,
+    InterruptionConfirmed,
     NoiseIgnored,
     SilenceTurnTaking,
     TurnDecision,
@@ -119,13 +124,19 @@ class CallSession:
         self._metrics = metrics
         self._clock = clock
         self._inbox = Inbox()
-        self._turn_taking: TurnTaking = turn_taking or SilenceTurnTaking(stack.make_vad(), agent.vad)
+        self._echo = EchoReference(agent.turns.echo, clock)
+        self._turn_taking: TurnTaking = turn_taking or (
+            AdaptiveTurnTaking(stack.make_vad(), agent.vad, agent.turns, self._echo)
+            if agent.turns.end_of_turn == "adaptive"
+            else SilenceTurnTaking(stack.make_vad(), agent.vad)
+        )
         self._pacer = Pacer(
             line,
             agent.pace_ahead_ms,
             self._inbox.put,
             on_frames_sent=metrics.frame_sent if metrics else _no_lateness,
             clock=clock,
+            on_audio=self._echo.sent,
         )
         self._listener = Listener(record.call_sid, agent, stack, self.log, self._inbox.end_of_speech)
         self._responder = Responder(agent, stack)
@@ -136,6 +147,7 @@ class CallSession:
         self._live: dict[int, Reply] = {}  # replies not ended yet, by turn
         self._turns = 0
         self._early: EarlyText | None = None
+        self._speculative: Reply | None = None  # started at the caller's pause, not confirmed yet
         self._prefill: asyncio.Task[None] | None = None
         self._prefilled_at_frame = 0
         self._started = clock()
@@ -246,6 +258,8 @@ class CallSession:
                 self._decide(decision)
         elif isinstance(event, FallbackUsed):
             self._fallback_used(event)
+        elif isinstance(event, EarlyTextReady):
+            self._early_text_ready(event.task)
 
     # -- limits ------------------------------------------------------------------------------------
     def _quiet(self) -> bool:
@@ -335,7 +349,13 @@ class CallSession:
             self._prefilled_at_frame = 0
             self.log.info("speech started (confidence %.2f)", decision.confidence)
             if isinstance(decision, Interruption):
-                self._interrupt(EndReason.CALLER)
+                if decision.tentative:
+                    self._pause()
+                else:
+                    self._interrupt(EndReason.CALLER)
+        elif isinstance(decision, InterruptionConfirmed):
+            self.log.info("interruption confirmed (%d ms of speech over the agent)", decision.voiced_ms)
+            self._interrupt(EndReason.CALLER)
         elif isinstance(decision, CallerPaused):
             self.log.info("processing %d bytes (early, the caller paused)", decision.audio.size * 2)
             self._drop_early()
@@ -346,17 +366,162 @@ class CallSession:
             self.log.info("speech ended (%d ms voiced): ignored, too short to be speech", decision.voiced_ms)
             self._drop_early()
             self._listener.reset()
+            if (paused := self._paused_reply()) is not None:
+                self._resume(paused, OverlapKind.NOISE, "")
         elif isinstance(decision, TurnEnded):
-            self._on_turn_ended(decision)
+            if decision.overlap:
+                self._judge_overlap(self._paused_reply(), decision)
+            else:
+                self._on_turn_ended(decision)
 
     def _spawn_early(self, audio: np.ndarray) -> EarlyText | None:
-        """Early transcription: its result (text or the provider's error) is the turn's to take."""
-        return self._task(self._listener.early(audio), "early-stt") if self._group is not None else None
+        """Early transcription: its result (text or the provider's error) is the turn's to take,
+        and the turn-taking policy's to judge as soon as it is back."""
+        if self._group is None:
+            return None
+        task = self._task(self._listener.early(audio), "early-stt")
+        task.add_done_callback(self._inbox.early_text_ready)
+        return task
 
     def _drop_early(self) -> None:
         if self._early is not None:
             self._early.cancel()
             self._early = None
+        self._drop_speculative()
+
+    def _early_text_ready(self, task: EarlyText) -> None:
+        """The words up to the pause are known: they may end the turn now, or start its reply."""
+        if task is not self._early or task.cancelled() or self._ending:
+            return
+        result = task.result()
+        text = result if isinstance(result, str) else None  # a failure: the turn, when it ends, takes it
+        decision = self._turn_taking.transcript(text)
+        ending = self._turn_taking.ending()
+        self.log.info("early transcript (%s): %r", ending or "-", text)
+        if decision is not None:
+            self._decide(decision)
+        elif text and ending not in (Ending.INCOMPLETE, Ending.EMPTY):
+            self._speculate(text)
+
+    # -- speculation: the reply starts at the pause ---------------------------------------------------
+    def _speculate(self, text: str) -> None:
+        """Start answering ``text`` before the turn is confirmed; its audio is withheld until then."""
+        if (
+            not self._agent.turns.speculate
+            or self._speculative is not None
+            or self._live
+            or not self._listener.chosen
+            or not self._turn_taking.in_pause
+        ):
+            return
+        now = self._clock()
+        timeline = TurnTimeline(turn=0, speech_end=now - self._turn_taking.pause_s, turn_detected=now, stt_early=True)
+        timeline.mark("stt_final", now)
+        reply = Reply(turn=0, kind=ReplyKind.ANSWER, timeline=timeline, speculative=True)
+        reply.caller_text = self._book.with_unanswered(text)
+        self._speculative = reply
+        self.log.info("speculative reply started at the pause")
+        reply.task = self._spawn(self._reply_work(reply, self._respond(reply)), "speculative")
+
+    def _drop_speculative(self) -> None:
+        reply, self._speculative = self._speculative, None
+        if reply is None:
+            return
+        if reply.task is not None:
+            reply.task.cancel()
+        self.log.info("speculative reply dropped: the caller went on")
+        if self._metrics:
+            self._metrics.speculative_replies.labels("dropped").inc()
+
+    def _adopt(self, reply: Reply, ended: TurnEnded) -> None:
+        """The turn ended as the speculative reply assumed: it becomes the turn's reply."""
+        self._speculative = None
+        now = self._clock()
+        self._turns += 1
+        reply.turn = self._turns
+        reply.speculative = False
+        assert reply.timeline is not None
+        reply.timeline.turn = reply.turn
+        reply.timeline.speech_end = now - ended.silence_s
+        reply.timeline.turn_detected = now
+        self._reply = reply
+        self._live[reply.turn] = reply
+        self._listener.reset()
+        if reply.caller_text:
+            self.record.set_transcribed(reply.turn, reply.caller_text)
+        withheld, reply.withheld = reply.withheld, []
+        for piece in withheld:
+            piece.turn = reply.turn
+            self._pacer.enqueue(piece)
+        if self._metrics:
+            self._metrics.speculative_replies.labels("used").inc()
+        self.log.info("speculative reply used for turn %d (%d pieces ready)", reply.turn, len(withheld))
+        self._agent_state()
+        if reply.state is ReplyState.PLAYING:
+            self._maybe_done(reply)
+
+    # -- speech over the agent: pause, then resume or give way ----------------------------------------
+    def _paused_reply(self) -> Reply | None:
+        reply = self._reply
+        return reply if reply is not None and reply.paused and not reply.ended else None
+
+    def _pause(self) -> None:
+        """The caller started speaking over the agent: stop its audio now (a real interruption is
+        heard to stop at once), keeping the unheard rest in case it was only a backchannel."""
+        reply = self._reply
+        if reply is None or reply.ended or reply.paused:
+            return
+        reply.paused = True
+        cut = self._pacer.cut()
+        if cut:
+            self._echo.cleared()
+            self._spawn(self._pacer.clear_line(), "clear")
+            reply.cleared = True
+            reply.withheld = reply.keep_unheard(cut, self._clock()) + reply.withheld
+        self.log.info("reply %d paused: the caller spoke over it", reply.turn)
+        self._agent_state()
+
+    def _resume(self, reply: Reply, kind: OverlapKind, text: str) -> None:
+        """It was not an interruption: the agent goes on from where the caller stopped hearing it."""
+        reply.paused = False
+        withheld, reply.withheld = reply.withheld, []
+        for piece in withheld:
+            self._pacer.enqueue(piece)
+        self.log.info("reply %d resumed after a %s %r", reply.turn, kind, text)
+        self.record.event(str(kind), turn=reply.turn, text=text[:80])
+        if self._metrics:
+            self._metrics.overlaps.labels(str(kind)).inc()
+        self._agent_state()
+        if reply.state is ReplyState.PLAYING:
+            self._maybe_done(reply)
+
+    def _judge_overlap(self, paused: Reply | None, ended: TurnEnded) -> None:
+        """A short utterance over the agent ended: its words say whether it takes the turn."""
+        early, self._early = self._early, None
+        self._spawn(self._judge_words(paused, ended, early), "overlap")
+
+    async def _judge_words(self, paused: Reply | None, ended: TurnEnded, early: EarlyText | None) -> None:
+        try:
+            text = await self._listener.final(ended.audio, early, ended.by_provider)
+        except ProviderError as exc:
+            self.log.warning("could not transcribe speech over the agent (%s): taken for no words", exc)
+            text = ""
+        kind = classify_overlap(text, self._agent.turns.backchannels)
+        if paused is not None and (paused.ended or not paused.paused):
+            paused = None  # ended meanwhile (the server, a key, the caller hanging up)
+        if kind is not OverlapKind.SPEECH:
+            if paused is not None and not self._turn_taking.caller_speaking:
+                self._resume(paused, kind, text)
+            elif paused is None:
+                self.log.info("ignored a %s over the agent: %r", kind, text)
+                self.record.event(str(kind), text=text[:80])
+            return  # (the caller went on: the next utterance decides)
+        if paused is not None:
+            self._interrupt(EndReason.CALLER)
+        if self._turn_taking.caller_speaking:  # the caller went on: these words join the next turn
+            self._book.unanswered = self._book.with_unanswered(text)
+            return
+        self._on_turn_ended(ended, known_text=text)
 
     def _maybe_prefill(self) -> None:
         """Every ``prefill_every_ms`` of speech, transcribe it so far and let the LLM read it early."""
@@ -381,7 +546,7 @@ class CallSession:
         if partial and self._turn_taking.caller_speaking:
             await self._stack.llm.prefill(self._prompt(self._book.with_unanswered(partial)))
 
-    def _on_turn_ended(self, ended: TurnEnded) -> None:
+    def _on_turn_ended(self, ended: TurnEnded, known_text: str | None = None) -> None:
         now = self._clock()
         self.log.info(
             "speech ended (%.0f ms silence, %d ms voiced%s)",
@@ -390,12 +555,16 @@ class CallSession:
             ", end reported by the STT provider" if ended.by_provider else "",
         )
         early, self._early = self._early, None
+        speculative, self._speculative = self._speculative, None
+        if speculative is not None and known_text is None and not speculative.ended:
+            self._adopt(speculative, ended)
+            return
         self._turns += 1
         timeline = TurnTimeline(
             turn=self._turns, speech_end=now - ended.silence_s, turn_detected=now, stt_early=early is not None
         )
         reply = Reply(turn=self._turns, kind=ReplyKind.ANSWER, timeline=timeline, state=ReplyState.TRANSCRIBING)
-        self._begin(reply, self._answer(reply, ended, early))
+        self._begin(reply, self._answer(reply, ended, early, known_text))
 
     # -- replies ---------------------------------------------------------------------------------
     def _begin(self, reply: Reply, work: Coroutine[object, object, None]) -> Reply:
@@ -436,11 +605,11 @@ class CallSession:
         await self._responder.say(phrases, _ReplyOutput(self, reply, speech))
         self._generated(reply, speech)
 
-    async def _answer(self, reply: Reply, ended: TurnEnded, early: EarlyText | None) -> None:
+    async def _answer(self, reply: Reply, ended: TurnEnded, early: EarlyText | None, known: str | None) -> None:
         timeline = reply.timeline
         assert timeline is not None
         try:
-            text = await self._listener.final(ended.audio, early, ended.by_provider)
+            text = known if known is not None else await self._listener.final(ended.audio, early, ended.by_provider)
         except ProviderError as exc:
             self.provider_failed(reply, "stt", exc)
             reply.advance(ReplyState.GENERATING)
@@ -474,12 +643,17 @@ class CallSession:
             self._settle(reply, ReplyState.DISCARDED, EndReason.NO_WORDS)
             return
         reply.advance(ReplyState.GENERATING)
+        await self._respond(reply)
+
+    async def _respond(self, reply: Reply) -> None:
+        """The LLM's answer to ``reply.caller_text``, spoken clause by clause."""
+        assert reply.timeline is not None
         messages = self._prompt(reply.caller_text)
         self.log.info("LLM streaming (%d messages)", len(messages))
         speech = reply.open_speech()
         await self._responder.answer(messages, self._voice(), _ReplyOutput(self, reply, speech))
         self.log.info(
-            "reply generated in %.0f ms: %r", (self._clock() - timeline.turn_detected) * 1000, reply.generated
+            "reply generated in %.0f ms: %r", (self._clock() - reply.timeline.turn_detected) * 1000, reply.generated
         )
         self._generated(reply, speech)
 
@@ -488,6 +662,9 @@ class CallSession:
             return
         piece = Piece(turn=reply.turn, index=len(reply.pieces), text=text, audio=audio, speech=speech.index)
         speech.pieces.append(piece)
+        if reply.paused or reply.speculative:
+            reply.withheld.append(piece)
+            return
         self._pacer.enqueue(piece)
         self._agent_state()
 
@@ -503,7 +680,7 @@ class CallSession:
         self._maybe_done(reply)
 
     def _maybe_done(self, reply: Reply) -> None:
-        if not reply.ended and reply.all_heard():
+        if not reply.ended and not reply.speculative and not reply.paused and reply.all_heard():
             self._settle(reply, ReplyState.DONE)
 
     def _interrupt(self, reason: EndReason) -> None:
@@ -520,11 +697,15 @@ class CallSession:
             reply.task.cancel()
         cut = self._pacer.cut()
         if cut:
+            self._echo.cleared()
             self._spawn(self._pacer.clear_line(), "clear")
         elif not reply.audible:
             self.log.info("reply %d cancelled before any audio (%s)", reply.turn, reason)
         self._settle(
-            reply, ReplyState.INTERRUPTED if reply.audible else ReplyState.DISCARDED, reason, cleared=bool(cut)
+            reply,
+            ReplyState.INTERRUPTED if reply.audible else ReplyState.DISCARDED,
+            reason,
+            cleared=bool(cut) or reply.cleared,
         )
 
     def _settle(self, reply: Reply, state: ReplyState, reason: EndReason | None = None, cleared: bool = False) -> None:

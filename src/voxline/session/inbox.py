@@ -30,11 +30,18 @@ class FallbackUsed:
 
 
 @dataclass(frozen=True, slots=True)
+class EarlyTextReady:
+    """The transcription started at the caller's pause finished (``task`` holds its result)."""
+
+    task: asyncio.Task
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """The call is over: the session's task group winds down (pushed by ``close``)."""
 
 
-SessionEvent = FirstFrameSent | ProviderEndOfSpeech | FallbackUsed | Stop
+SessionEvent = FirstFrameSent | ProviderEndOfSpeech | FallbackUsed | EarlyTextReady | Stop
 
 
 class Inbox:
@@ -49,6 +56,9 @@ class Inbox:
 
     def fallback_used(self, stage: str, error: ProviderError, fallback: str) -> None:
         self.put(FallbackUsed(stage, error, fallback))
+
+    def early_text_ready(self, task: asyncio.Task) -> None:
+        self.put(EarlyTextReady(task))
 
     async def get(self) -> SessionEvent:
         return await self._queue.get()

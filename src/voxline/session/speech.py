@@ -18,6 +18,7 @@ import asyncio
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from voxline.audio.pcm import FRAME_SAMPLES
 from voxline.playout.pacer import Piece
 from voxline.session.timeline import TurnTimeline
 
@@ -105,6 +106,14 @@ class Reply:
     # The caller went on speaking while this turn was transcribed: it ends once the words are
     # known (they are carried into the next turn), without being answered.
     stop_after_transcript: EndReason | None = None
+    # Speech over the agent paused it: its audio waits in ``withheld`` (the unheard rest of what was
+    # playing, then what was generated since) until the caller's words say resume or interrupt.
+    paused: bool = False
+    cleared: bool = False  # its audio was cleared from the line when it paused
+    # Started at the caller's pause before the turn was confirmed: nothing goes to the line, and it
+    # is neither live nor recorded until the turn ends (then it is adopted), or it is dropped.
+    speculative: bool = False
+    withheld: list[Piece] = field(default_factory=list)
     _ended: asyncio.Future[ReplyState] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
@@ -136,6 +145,37 @@ class Reply:
 
     def heard_text(self) -> str:
         return " ".join(t for t in (s.heard_text() for s in self.speeches) if t)
+
+    def keep_unheard(self, cut: list[Piece], now: float) -> list[Piece]:
+        """Its audio was cut off the line: what the caller heard of each piece stays as a played
+        piece, and the unheard rest becomes a new piece right after it. Returns those rests, in
+        order, ready to go back to the pacer (nothing heard is sent again)."""
+        rests: list[Piece] = []
+        for piece in cut:
+            if piece.turn != self.turn or piece.speech >= len(self.speeches):
+                continue
+            if not piece.frames_sent:  # never on the line: it goes again as it is
+                piece.cut, piece.heard_fraction = False, 0.0
+                rests.append(piece)
+                continue
+            frames = len(piece.audio) // FRAME_SAMPLES
+            heard_frames = min(frames, int(piece.heard_fraction * frames + 1e-6))
+            words = piece.text.split()
+            heard_words = int(len(words) * heard_frames / frames) if frames else len(words)
+            rest = Piece(
+                turn=piece.turn,
+                index=piece.index,
+                text=" ".join(words[heard_words:]),
+                audio=piece.audio[heard_frames * FRAME_SAMPLES :],
+                speech=piece.speech,
+            )
+            piece.text, piece.audio = " ".join(words[:heard_words]), piece.audio[: heard_frames * FRAME_SAMPLES]
+            piece.heard_fraction, piece.played_at = 1.0, now
+            if rest.audio:
+                pieces = self.speeches[piece.speech].pieces
+                pieces.insert(pieces.index(piece) + 1, rest)
+                rests.append(rest)
+        return rests
 
     async def wait(self) -> ReplyState:
         """Waits until the reply ended; returns how."""

@@ -75,10 +75,20 @@ def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
+@dataclass(frozen=True)
+class EchoPath:
+    """The caller's phone plays the agent's audio back into its microphone (a speakerphone, a
+    line with echo): ``gain_db`` down, ``delay_ms`` late, mixed into what the caller sends."""
+
+    gain_db: float
+    delay_ms: int
+
+
 @dataclass
 class _Utterance:
     frames: list[str]  # base64 payloads of 160-byte μ-law frames
     done: asyncio.Future
+    pcm: np.ndarray | None = None  # the same audio as samples, when an echo is mixed in
     sent: int = 0
     first_at: float = 0.0
 
@@ -163,6 +173,7 @@ class SimulatedCall:
         called: str = "+15005550001",
         quiet_s: float = 1.0,
         reply_timeout_s: float = 30.0,
+        echo: EchoPath | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.public_url = (public_url or base_url).rstrip("/")
@@ -171,6 +182,8 @@ class SimulatedCall:
         self.called = called
         self.quiet_s = quiet_s
         self.reply_timeout_s = reply_timeout_s
+        self.echo = echo
+        self._playback: PlaybackBuffer | None = None
         self.call_sid = _sid("CA")
         self.account_sid = _sid("AC")
         self.stream_sid = _sid("MZ")
@@ -252,6 +265,9 @@ class SimulatedCall:
             for i in range(0, len(ulaw), FRAME_SAMPLES)
         ]
         utterance = _Utterance(frames, asyncio.get_running_loop().create_future())
+        if self.echo is not None:
+            padded = mulaw.decode(ulaw)
+            utterance.pcm = np.concatenate([padded, np.zeros(-padded.size % FRAME_SAMPLES, dtype=np.int16)])
         self._mouth.append(utterance)
         return utterance.done
 
@@ -263,6 +279,8 @@ class SimulatedCall:
         while True:
             utterance = self._mouth[0] if self._mouth else None
             payload = utterance.frames[utterance.sent] if utterance else SILENCE_PAYLOAD
+            if self.echo is not None:
+                payload = self._with_echo(utterance, start + tick * FRAME_S)
             self._chunk += 1
             self._seq += 1
             await ws.send_str(MEDIA_TEMPLATE % (self._seq, self._chunk, 120 + tick * 20, payload, self.stream_sid))
@@ -275,6 +293,21 @@ class SimulatedCall:
                     self._mouth.pop(0)
             tick += 1
             await asyncio.sleep(max(0.0, start + tick * FRAME_S - self._clock()))
+
+    def _with_echo(self, utterance: _Utterance | None, at: float) -> str:
+        """The frame the microphone picks up at ``at``: the caller's voice plus the agent's echo."""
+        assert self.echo is not None
+        if utterance is not None and utterance.pcm is not None:
+            start = utterance.sent * FRAME_SAMPLES
+            voice = utterance.pcm[start : start + FRAME_SAMPLES].astype(np.float32)
+        else:
+            voice = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+        if self._playback is not None:
+            heard_at = at - self.echo.delay_ms / 1000
+            echo = self._playback.heard(heard_at, heard_at + FRAME_S)[:FRAME_SAMPLES].astype(np.float32)
+            voice[: echo.size] += echo * 10 ** (self.echo.gain_db / 20)
+        pcm = np.clip(voice, -32768, 32767).astype(np.int16)
+        return base64.b64encode(mulaw.encode(pcm)).decode("ascii")
 
     # -- receiving -------------------------------------------------------------------------------
     async def _receive(self, playback: PlaybackBuffer) -> None:
@@ -391,6 +424,7 @@ class SimulatedCall:
             self._ws = ws
             self._started = self._clock()
             playback = PlaybackBuffer(self._clock, self._echo_mark)
+            self._playback = playback
             await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
             await self._send(
                 {

@@ -61,6 +61,7 @@ class TurnDetector:
         self._frame_index = -1
         self._last_voiced_index = -1
         self._max_frames = int(settings.max_utterance_s * 1000 / FRAME_MS)
+        self.end_silence_frames = settings.end_silence_frames  # a turn-taking policy may change it per pause
 
     @property
     def in_silence(self) -> bool:
@@ -70,6 +71,16 @@ class TurnDetector:
     @property
     def utterance_frames(self) -> int:
         return len(self._utterance)
+
+    @property
+    def silence_frames(self) -> int:
+        """Unvoiced frames in a row at the end of the current utterance."""
+        return self._silence_run
+
+    @property
+    def voiced_ms(self) -> int:
+        """Voiced time in the current utterance."""
+        return self._voiced_frames * FRAME_MS
 
     def utterance_audio(self) -> np.ndarray:
         """The current utterance so far (empty when the caller is not speaking)."""
@@ -114,7 +125,7 @@ class TurnDetector:
                 return self._end()
             return None
         self._silence_run += 1
-        if self._silence_run >= self._settings.end_silence_frames or len(self._utterance) >= self._max_frames:
+        if self._silence_run >= self.end_silence_frames or len(self._utterance) >= self._max_frames:
             return self._end()
         if self._settings.early_stt_frames and self._silence_run == self._settings.early_stt_frames:
             self._paused = True
