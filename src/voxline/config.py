@@ -117,7 +117,7 @@ class VadSettings(BaseModel):
     ring_ms: int = Field(default=600, description="Smoothing window for deciding that speech started.")
     start_ratio: float = Field(default=0.5, gt=0, le=1, description="Voiced fraction of the window that starts speech.")
     barge_in_ratio: float = Field(
-        default=0.2,
+        default=0.15,
         gt=0,
         le=1,
         description="Voiced fraction that starts speech while the agent is talking (interrupts it sooner).",

@@ -103,7 +103,9 @@ def _span(case: TurnCase) -> tuple[float, float]:
 async def _quiet_call(server: BenchServer, cases: list[TurnCase]) -> list[CaseResult]:
     """Cases spoken while the agent is quiet, one after the other in one call."""
     noise = cases[0].family == "noise"
-    sim = SimulatedCall(server.url, server.auth_token, quiet_s=1.0, reply_timeout_s=3.5 if noise else 20.0)
+    sim = SimulatedCall(
+        server.url, server.auth_token, quiet_s=1.0, reply_timeout_s=3.5 if noise else 20.0, greeting_timeout_s=20.0
+    )
     turns = [CallerTurn(case.id, case.caller) for case in cases]
     call = await sim.run(turns)
     record = await _record(server, call.call_sid)

@@ -174,6 +174,7 @@ class SimulatedCall:
         quiet_s: float = 1.0,
         reply_timeout_s: float = 30.0,
         echo: EchoPath | None = None,
+        greeting_timeout_s: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.public_url = (public_url or base_url).rstrip("/")
@@ -183,6 +184,7 @@ class SimulatedCall:
         self.quiet_s = quiet_s
         self.reply_timeout_s = reply_timeout_s
         self.echo = echo
+        self.greeting_timeout_s = greeting_timeout_s or reply_timeout_s
         self._playback: PlaybackBuffer | None = None
         self.call_sid = _sid("CA")
         self.account_sid = _sid("AC")
@@ -355,16 +357,17 @@ class SimulatedCall:
             return ABNORMAL_CLOSURE
         return ws.close_code or (NO_STATUS_RECEIVED if ws.closed else None)
 
-    async def _agent_done(self, playback: PlaybackBuffer, since_media: int) -> None:
+    async def _agent_done(self, playback: PlaybackBuffer, since_media: int, timeout_s: float | None = None) -> None:
         """Wait until a reply has arrived, played out, and the line stayed quiet for ``quiet_s``."""
-        deadline = self._clock() + self.reply_timeout_s
+        timeout_s = timeout_s or self.reply_timeout_s
+        deadline = self._clock() + timeout_s
         while self._clock() < deadline and not self._closed.is_set():
             quiet_for = self._clock() - max(self._last_media_at, playback.ends_at)
             if self._media_count > since_media and not playback.playing and quiet_for >= self.quiet_s:
                 return
             await asyncio.sleep(0.05)  # latency comes from playback timestamps, not from this poll
         if not self._closed.is_set():
-            log.warning("no complete reply within %.0f s", self.reply_timeout_s)
+            log.warning("no complete reply within %.0f s", timeout_s)
 
     # -- the call --------------------------------------------------------------------------------
     async def run(
@@ -448,7 +451,7 @@ class SimulatedCall:
                 greeting_end = None
                 greeting_audible = None
                 if not turns or turns[0].barge_in_after_s is None:
-                    await self._agent_done(playback, 0)
+                    await self._agent_done(playback, 0, self.greeting_timeout_s)
                     greeting_audible = playback.first_audible_after(self._started)
                     greeting_end = playback.ends_at
                 for turn in turns:
