@@ -122,8 +122,8 @@ async def _quiet_call(server: BenchServer, cases: list[TurnCase]) -> list[CaseRe
             result.false_turn = bool(reply is not None and reply < window_end)
         else:
             result.cut_off = bool(early is not None and early < spoke_until - 0.02)
-            late = reply is None or reply >= window_end
-            result.latency_ms = None if late else round(float(reply - spoke_until) * 1000, 1)
+            if reply is not None and reply < window_end:
+                result.latency_ms = round(float(reply - spoke_until) * 1000, 1)
             until = min(window_end, spoke_until + 10)
             result.answers = sum(1 for t in answers if t.get("caller_text") and spoke_from - 1.0 <= _when(t) <= until)
         results.append(result)
