@@ -171,7 +171,7 @@ class TurnSettings(BaseModel):
     )
     empty_silence_ms: int = Field(default=300, ge=60, description="… when no words were recognised.")
     wait_for_text_ms: int = Field(
-        default=1500, ge=60, description="Longest silence waited while the transcript is not back yet."
+        default=1000, ge=60, description="Longest silence waited while the transcript is not back yet."
     )
     speculate: bool = Field(
         default=True, description="Start the reply at the pause, holding its audio until the turn is confirmed."

@@ -210,6 +210,7 @@ class AdaptiveTurnTaking(SilenceTurnTaking):
         super().__init__(EchoGatedVad(vad, echo), settings)
         self._turns = turns
         self._ending: Ending | None = None
+        self._no_text = False  # the early transcript failed: the fixed silence rule decides
         self._overlap = False  # the current utterance started over the agent
         self._confirmed = False
         self._confirm_frames = max(1, turns.interrupt_confirm_ms // FRAME_MS)
@@ -232,9 +233,10 @@ class AdaptiveTurnTaking(SilenceTurnTaking):
         if isinstance(decision, Interruption):
             self._overlap, self._confirmed, self._ending = True, False, None
             decision = Interruption(decision.confidence, tentative=True)
+            self._no_text = False
         elif isinstance(decision, (CallerStarted, CallerPaused, CallerResumed)):
             self._overlap = self._overlap and not isinstance(decision, CallerStarted)
-            self._ending = None
+            self._ending, self._no_text = None, False
         self._detector.end_silence_frames = self._end_silence_frames()
         if decision is None and self._overlap and not self._confirmed and self._detector.speaking:
             if self._detector.voiced_ms >= self._confirm_frames * FRAME_MS:
@@ -245,7 +247,8 @@ class AdaptiveTurnTaking(SilenceTurnTaking):
     def transcript(self, text: str | None) -> TurnDecision | None:
         if not self.in_pause:
             return None
-        self._ending = judge(text) if text is not None else Ending.UNSURE
+        self._ending = judge(text) if text is not None else None
+        self._no_text = text is None
         self._detector.end_silence_frames = self._end_silence_frames()
         if self._detector.silence_frames < self._detector.end_silence_frames:
             return None
@@ -256,7 +259,7 @@ class AdaptiveTurnTaking(SilenceTurnTaking):
         """The silence that ends the current utterance, from what is known of its words."""
         if self._overlap and not self._confirmed:
             return self._overlap_end_frames
-        if not self._early:
+        if not self._early or self._no_text:
             return self._settings.end_silence_frames
         if self._ending is None:
             return self._wait_frames  # the early transcript decides (see ``transcript``)
