@@ -102,10 +102,12 @@ class OtlpTracer:
         )
         context = trace.set_span_in_context(root)
         previous = 0.0
-        for stage, title in STAGE_SPANS:
-            reached = stages_ms.get(stage)
-            if reached is None:
-                continue
+        # In the order they were reached: a reply started at the pause is transcribed (and may be
+        # written and synthesized) before the turn is confirmed.
+        reached_stages = [
+            (reached, stage, title) for stage, title in STAGE_SPANS if (reached := stages_ms.get(stage)) is not None
+        ]
+        for reached, stage, title in sorted(reached_stages, key=lambda item: item[0]):
             span = self._tracer.start_span(
                 title, context=context, start_time=at(previous), attributes={"voxline.stage": stage}
             )
