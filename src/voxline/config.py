@@ -148,7 +148,8 @@ class EchoSettings(BaseModel):
 
 
 BACKCHANNELS = (
-    "mm-hmm mhm mm hmm uh-huh uh huh okay ok yeah yes yep yup right sure alright all right i see got it great "
+    "mm-hmm mhm mm mmm hmm hm uh-huh uh huh oh ah aha okay ok yeah yes yep yup right sure alright all right i see "
+    "got it great "
     "cool fine good haan ha han haa achha acha accha theek thik hai ji हाँ हां हा अच्छा ठीक है जी"
 )
 
@@ -163,7 +164,7 @@ class TurnSettings(BaseModel):
     """
 
     end_of_turn: Literal["adaptive", "silence"] = "adaptive"
-    question_silence_ms: int = Field(default=250, ge=60, description="Silence that ends a turn after a question.")
+    question_silence_ms: int = Field(default=400, ge=60, description="Silence that ends a turn after a question.")
     complete_silence_ms: int = Field(default=700, ge=60, description="… after a sentence that ends with a full stop.")
     unsure_silence_ms: int = Field(default=800, ge=60, description="… after words with no punctuation to go by.")
     incomplete_silence_ms: int = Field(

@@ -149,6 +149,7 @@ def soak(
 def turns(
     per_family: Annotated[int, typer.Option(help="Cases per family (0: the whole set).")] = 0,
     split: Annotated[str, typer.Option(help="'tune', 'held-out' or 'all'.")] = "all",
+    family: Annotated[list[str], typer.Option(help="Only these families (repeatable; default: all).")] = [],  # noqa: B006
     env: Annotated[list[str], typer.Option(help="KEY=VALUE for the server, repeatable.")] = [],  # noqa: B006
     label: Annotated[str, typer.Option(help="Result name under --out.")] = "turns",
     out: Annotated[Path, typer.Option(help="Folder for the JSON result and the plot.")] = Path("bench/results"),
@@ -159,8 +160,8 @@ def turns(
     from voxline.benchmarks.turns_report import plot_turns, turns_table
 
     settings = dict(item.split("=", 1) for item in env)
-    result = run_benchmark(per_family, split, settings, out / f"{label}-server.log", console.print)
-    result["settings"] = {"per_family": per_family, "split": split, "env": settings}
+    result = run_benchmark(per_family, split, settings, out / f"{label}-server.log", console.print, family)
+    result["settings"] = {"per_family": per_family, "split": split, "families": family, "env": settings}
     console.print(turns_table(result["summary"]))
     path = write_json(label, result, out)
     plot = plot_turns(out / f"{label}.png", result)

@@ -44,6 +44,7 @@ LONG_GREETING = (
     "nine to six, and on Saturday from ten to two. How can I help you today?"
 )
 QUIET_CASES_PER_CALL = 3
+LINE_NOISE_DBFS = -60.0  # the line is never digitally silent between the caller's sounds
 FAMILIES = ("pauses", "complete", "noise", "barge-in", "echo", "backchannel", "false-interruption")
 SPLITS = ("tune", "held-out")
 
@@ -104,7 +105,12 @@ async def _quiet_call(server: BenchServer, cases: list[TurnCase]) -> list[CaseRe
     """Cases spoken while the agent is quiet, one after the other in one call."""
     noise = cases[0].family == "noise"
     sim = SimulatedCall(
-        server.url, server.auth_token, quiet_s=1.0, reply_timeout_s=3.5 if noise else 20.0, greeting_timeout_s=20.0
+        server.url,
+        server.auth_token,
+        quiet_s=1.0,
+        reply_timeout_s=3.5 if noise else 20.0,
+        greeting_timeout_s=20.0,
+        line_noise_dbfs=LINE_NOISE_DBFS,
     )
     turns = [CallerTurn(case.id, case.caller) for case in cases]
     call = await sim.run(turns)
@@ -138,7 +144,9 @@ def _when(turn: dict) -> float:
 async def _overlap_call(server: BenchServer, case: TurnCase, greeting_s: float) -> CaseResult:
     """One case spoken over the greeting, with the agent's echo if the case has one."""
     echo = EchoPath(case.echo_gain_db, case.echo_delay_ms) if case.echo_gain_db is not None else None
-    sim = SimulatedCall(server.url, server.auth_token, quiet_s=1.0, reply_timeout_s=20.0, echo=echo)
+    sim = SimulatedCall(
+        server.url, server.auth_token, quiet_s=1.0, reply_timeout_s=20.0, echo=echo, line_noise_dbfs=LINE_NOISE_DBFS
+    )
     turn = CallerTurn(case.id, case.caller, barge_in_after_s=case.offset_s)
     call = await sim.run([turn], linger_s=0.5)
     record = await _record(server, call.call_sid)
@@ -217,7 +225,9 @@ def _family_summary(family: str, rows: list[CaseResult]) -> dict:
 
 async def run_cases(server: BenchServer, cases: list[TurnCase], progress=print) -> tuple[list[CaseResult], float]:
     """Plays every case; returns the results and the greeting's length as heard on a silent call."""
-    baseline = await SimulatedCall(server.url, server.auth_token, quiet_s=1.0).run([], linger_s=0.5)
+    baseline = await SimulatedCall(server.url, server.auth_token, quiet_s=1.0, line_noise_dbfs=LINE_NOISE_DBFS).run(
+        [], linger_s=0.5
+    )
     greeting_s = _played_s(baseline)
     results: list[CaseResult] = []
     quiet: dict[str, list[TurnCase]] = {}
@@ -245,8 +255,12 @@ def _line(result: CaseResult) -> str:
     return f"{result.split:8} {result.id:55} {shown}"
 
 
-def run_benchmark(per_family: int, split: str, env: dict[str, str], log_path: Path, progress=print) -> dict:
+def run_benchmark(
+    per_family: int, split: str, env: dict[str, str], log_path: Path, progress=print, families: list[str] | None = None
+) -> dict:
     cases = build_cases()
+    if families:
+        cases = [c for c in cases if c.family in families]
     if split != "all":
         cases = [c for c in cases if c.split == split]
     if per_family:

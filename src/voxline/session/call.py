@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import re
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -245,8 +246,8 @@ class CallSession:
         except Exception as exc:  # a bug: logged and counted, and the call goes on
             self.log.error("call task %s failed", name, exc_info=exc)
             self.record.event("error", stage="internal", task=name, message=repr(exc))
-            if self._metrics:
-                self._metrics.internal_errors.labels(name).inc()
+            if self._metrics:  # by kind of task ("turn", not "turn-12"): a bounded label
+                self._metrics.internal_errors.labels(re.sub(r"-\d+$", "", name)).inc()
 
     def _handle(self, event: SessionEvent) -> None:
         if isinstance(event, FirstFrameSent):
@@ -421,7 +422,7 @@ class CallSession:
         reply.caller_text = self._book.with_unanswered(text)
         self._speculative = reply
         self.log.info("speculative reply started at the pause")
-        reply.task = self._spawn(self._reply_work(reply, self._respond(reply)), "speculative")
+        reply.task = self._spawn(self._reply_work(reply, self._respond(reply)), "turn")  # its number comes later
 
     def _drop_speculative(self) -> None:
         reply, self._speculative = self._speculative, None

@@ -71,6 +71,15 @@ def stream_session() -> aiohttp.ClientSession:
     )
 
 
+def _line_noise(dbfs: float, seconds: float = 2.0) -> tuple[list[np.ndarray], list[str]]:
+    """A loop of white hiss at ``dbfs``: as frames of samples, and as media payloads."""
+    rng = np.random.default_rng(20)
+    samples = rng.standard_normal(int(seconds * TELEPHONY_RATE)) * 32768 * 10 ** (dbfs / 20)
+    pcm = np.clip(samples, -32768, 32767).astype(np.int16).reshape(-1, FRAME_SAMPLES)
+    frames = list(pcm)
+    return frames, [base64.b64encode(mulaw.encode(f)).decode("ascii") for f in frames]
+
+
 def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
@@ -175,7 +184,11 @@ class SimulatedCall:
         reply_timeout_s: float = 30.0,
         echo: EchoPath | None = None,
         greeting_timeout_s: float | None = None,
+        line_noise_dbfs: float | None = None,
     ) -> None:
+        """``line_noise_dbfs``: between utterances the line carries hiss at this level instead of
+        digital silence, as a real phone line does (a detector's start-up on the first noise after
+        silence is then not mistaken for the caller)."""
         self.base_url = base_url.rstrip("/")
         self.public_url = (public_url or base_url).rstrip("/")
         self.auth_token = auth_token
@@ -185,6 +198,7 @@ class SimulatedCall:
         self.reply_timeout_s = reply_timeout_s
         self.echo = echo
         self.greeting_timeout_s = greeting_timeout_s or reply_timeout_s
+        self._line_noise = _line_noise(line_noise_dbfs) if line_noise_dbfs is not None else None
         self._playback: PlaybackBuffer | None = None
         self.call_sid = _sid("CA")
         self.account_sid = _sid("AC")
@@ -281,8 +295,10 @@ class SimulatedCall:
         while True:
             utterance = self._mouth[0] if self._mouth else None
             payload = utterance.frames[utterance.sent] if utterance else SILENCE_PAYLOAD
+            if utterance is None and self._line_noise is not None:
+                payload = self._line_noise[1][tick % len(self._line_noise[1])]
             if self.echo is not None:
-                payload = self._with_echo(utterance, start + tick * FRAME_S)
+                payload = self._with_echo(utterance, start + tick * FRAME_S, tick)
             self._chunk += 1
             self._seq += 1
             await ws.send_str(MEDIA_TEMPLATE % (self._seq, self._chunk, 120 + tick * 20, payload, self.stream_sid))
@@ -296,12 +312,14 @@ class SimulatedCall:
             tick += 1
             await asyncio.sleep(max(0.0, start + tick * FRAME_S - self._clock()))
 
-    def _with_echo(self, utterance: _Utterance | None, at: float) -> str:
+    def _with_echo(self, utterance: _Utterance | None, at: float, tick: int) -> str:
         """The frame the microphone picks up at ``at``: the caller's voice plus the agent's echo."""
         assert self.echo is not None
         if utterance is not None and utterance.pcm is not None:
             start = utterance.sent * FRAME_SAMPLES
             voice = utterance.pcm[start : start + FRAME_SAMPLES].astype(np.float32)
+        elif self._line_noise is not None:
+            voice = self._line_noise[0][tick % len(self._line_noise[0])].astype(np.float32)
         else:
             voice = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         if self._playback is not None:

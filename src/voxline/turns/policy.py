@@ -255,6 +255,13 @@ class AdaptiveTurnTaking(SilenceTurnTaking):
         event = self._detector.end_now()
         return self._ended(event, by_provider=False) if event is not None else None
 
+    def provider_end_of_speech(self) -> TurnDecision | None:
+        """A streaming STT's endpoint ends the turn only if the words so far allow it: its own
+        silence window (``[stt] endpointing_ms``) knows nothing of an unfinished sentence."""
+        if self._early and self._detector.silence_frames < self._end_silence_frames():
+            return None
+        return super().provider_end_of_speech()
+
     def _end_silence_frames(self) -> int:
         """The silence that ends the current utterance, from what is known of its words."""
         if self._overlap and not self._confirmed:
