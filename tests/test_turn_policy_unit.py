@@ -121,3 +121,13 @@ def test_the_callers_voice_over_the_echo_is_speech(gain_db: float | None) -> Non
 def test_no_playout_no_gate() -> None:
     reference = EchoReference(EchoSettings(), _Clock())
     assert not reference.explains(1000.0)
+
+
+def test_the_echo_reference_forgets_old_playout_even_if_the_caller_never_speaks() -> None:
+    clock = _Clock()
+    reference = EchoReference(EchoSettings(), clock)
+    chunk = mulaw.encode(_speech_like(0.06, 3000.0))
+    for _ in range(10_000):  # 10 minutes of agent audio, 60 ms at a time, nothing inbound
+        reference.sent(chunk, plays_at=clock.now)
+        clock.now += 0.06
+    assert len(reference._played) <= (EchoSettings().max_delay_ms + 100) // 20

@@ -69,6 +69,7 @@ class EchoReference:
         levels = np.sqrt(_SQUARES[codes[: frames * FRAME_SAMPLES]].reshape(frames, FRAME_SAMPLES).mean(axis=1))
         for index, level in enumerate(levels.tolist()):
             self._played.append((plays_at + index * FRAME_S, level))
+        self._forget_before(self._clock())  # (a caller who never speaks would not prune it otherwise)
         if self._first_played_at is None:
             self._first_played_at = plays_at
 
@@ -78,13 +79,17 @@ class EchoReference:
         while self._played and self._played[-1][0] > now:
             self._played.pop()
 
-    def _reference(self, now: float) -> float:
-        """The loudest frame played within the echo's reach of ``now`` (0 when none)."""
+    def _forget_before(self, now: float) -> None:
+        """Drop frames played too long ago to echo into ``now``."""
         played = self._played
         while played and played[0][0] < now - self._max_delay_s - FRAME_S:
             played.popleft()
+
+    def _reference(self, now: float) -> float:
+        """The loudest frame played within the echo's reach of ``now`` (0 when none)."""
+        self._forget_before(now)
         loudest = 0.0
-        for at, level in played:
+        for at, level in self._played:
             if at > now:
                 break
             loudest = max(loudest, level)
