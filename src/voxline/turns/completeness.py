@@ -60,10 +60,15 @@ _WORD = re.compile(r"[^\s.,!?;:।…\"“”()]+")  # (Devanagari vowel signs a
 _TRAILING_MARKS = ",;:-–—…"
 
 
+def words_of(text: str) -> list[str]:
+    """The words of a transcript, case-folded, without punctuation (Latin and Devanagari)."""
+    return [w.casefold() for w in _WORD.findall(text)]
+
+
 def judge(text: str) -> Ending:
     """How the transcript ends. ``text`` is the speech-to-text result, punctuation included."""
     stripped = text.strip().strip('"“”')
-    words = [w.casefold() for w in _WORD.findall(stripped)]
+    words = words_of(stripped)
     if not words:
         return Ending.EMPTY
     if stripped.endswith(("...", "…")) or stripped[-1] in _TRAILING_MARKS:

@@ -7,11 +7,10 @@ transcript, so a short "no" interrupts while a longer "yeah, okay" does not.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from enum import StrEnum
 
-_WORD = re.compile(r"[^\s.,!?;:।…\"“”()]+")  # (Devanagari vowel signs are not \w: split on the rest)
+from voxline.turns.completeness import words_of
 
 
 class OverlapKind(StrEnum):
@@ -21,8 +20,7 @@ class OverlapKind(StrEnum):
 
 
 def classify_overlap(text: str, backchannels: Iterable[str]) -> OverlapKind:
-    words = [w.strip("-'’").casefold() for w in _WORD.findall(text)]
-    words = [w for w in words if w]
+    words = [w for w in (w.strip("-'’") for w in words_of(text)) if w]
     if not words:
         return OverlapKind.NOISE
     known = {b.casefold() for b in backchannels}
