@@ -560,6 +560,8 @@ class CallSession:
         if speculative is not None and known_text is None and not speculative.ended:
             self._adopt(speculative, ended)
             return
+        if speculative is not None and speculative.task is not None:
+            speculative.task.cancel()  # not the reply to these words: no LLM work for nothing
         self._turns += 1
         timeline = TurnTimeline(
             turn=self._turns, speech_end=now - ended.silence_s, turn_detected=now, stt_early=early is not None
