@@ -42,3 +42,12 @@ def test_a_word_still_being_written_is_not_cut():
     chunker = ClauseChunker(first_max_words=3)
     assert chunker.push("Our clinic open") == []  # "open" may be "opens"
     assert chunker.push("s daily") == ["Our clinic opens"]
+
+
+def test_a_one_word_opener_is_spoken_at_its_comma_when_allowed():
+    """'Sure,' goes to speech while the model is still writing the rest of the sentence."""
+    chunker = ClauseChunker(first_min_words=1, first_max_words=4)
+    assert chunker.push("Sure") == []
+    assert chunker.push(", I") == ["Sure,"]
+    assert chunker.push(" can help, with that") == []  # later pieces wait for longer clauses
+    assert ClauseChunker().push("Sure, I") == []

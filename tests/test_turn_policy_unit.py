@@ -47,6 +47,10 @@ def test_how_a_transcript_ends(text: str, ending: Ending) -> None:
         ("Achha.", OverlapKind.BACKCHANNEL),
         ("", OverlapKind.NOISE),
         ("...", OverlapKind.NOISE),
+        ("Um.", OverlapKind.NOISE),  # a hummed "hmm", as Whisper writes it
+        ("Em", OverlapKind.NOISE),
+        ("Uh huh.", OverlapKind.BACKCHANNEL),
+        ("Um, no.", OverlapKind.SPEECH),
         ("No.", OverlapKind.SPEECH),
         ("Wait, is that on Tuesday?", OverlapKind.SPEECH),
         ("okay but what about Sunday", OverlapKind.SPEECH),

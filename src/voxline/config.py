@@ -232,6 +232,12 @@ class LlmSettings(BaseModel):
         description="Speak the reply's first words once this many are written, without waiting for "
         "punctuation (0: wait for a clause or sentence end).",
     )
+    first_clause_min_words: int = Field(
+        default=1,
+        ge=1,
+        description="The reply's first piece may end at a comma this many words in ('Sure,' is spoken "
+        "while the rest is still being written).",
+    )
 
 
 STT_PROVIDERS = Literal["embedded", "openai", "deepgram", "sarvam"]

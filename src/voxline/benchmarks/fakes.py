@@ -46,9 +46,9 @@ def words(text: str) -> list[str]:
     return [w if i == 0 else " " + w for i, w in enumerate(parts)]
 
 
-def first_piece_tokens(text: str, first_max_words: int) -> int:
+def first_piece_tokens(text: str, first_max_words: int, first_min_words: int = 1) -> int:
     """How many streamed tokens the session needs before it can speak the first piece."""
-    chunker = ClauseChunker(first_max_words=first_max_words)
+    chunker = ClauseChunker(first_min_words=first_min_words, first_max_words=first_max_words)
     for index, token in enumerate(words(text), start=1):
         if chunker.push(token):
             return index

@@ -92,7 +92,7 @@ class Responder:
 
     async def _generate(self, messages: list[ChatMessage], clauses: asyncio.Queue[str | None], sink: ReplySink) -> None:
         llm = self._agent.llm
-        chunker = ClauseChunker(first_max_words=llm.first_piece_max_words)
+        chunker = ClauseChunker(first_min_words=llm.first_clause_min_words, first_max_words=llm.first_piece_max_words)
         try:
             async for event in self._stack.llm.stream(messages, llm.max_tokens, llm.temperature):
                 if isinstance(event, TextDelta):
