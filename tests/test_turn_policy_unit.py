@@ -135,3 +135,13 @@ def test_the_echo_reference_forgets_old_playout_even_if_the_caller_never_speaks(
         reference.sent(chunk, plays_at=clock.now)
         clock.now += 0.06
     assert len(reference._played) <= (EchoSettings().max_delay_ms + 100) // 20
+
+
+def test_a_transcript_stuck_in_a_loop_counts_as_no_words():
+    """Whisper's hallucination on hiss or pink noise: one word over and over (compression ratio > 2.4)."""
+    from voxline.stt.whisper import _unless_looping
+
+    assert _unless_looping("you " * 60) == ""
+    assert _unless_looping("Thank you. " * 6) == ""
+    for real in ("No, no, no, no.", "one one one one", "My number is 4 1 5, 5 5 5, 0 1 2 3.", "1 1 1 1 1 1 1 1 1 1"):
+        assert _unless_looping(real) == real

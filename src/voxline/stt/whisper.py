@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -31,8 +32,19 @@ FIT_PADDING_S = 2.0
 FIT_MIN_S = 10.0  # shorter windows make Whisper repeat short phrases in a loop
 NO_SPEECH_PROBABILITY = 0.6
 LOW_AVERAGE_LOGPROB = -1.0
+# Whisper's own test for a decoding stuck in a loop ("you you you …" on hiss or noise): text that
+# compresses more than this is taken for no words. A caller's "no, no, no" is far below it.
+COMPRESSION_RATIO_LIMIT = 2.4
 
 Window = Literal["fit", "full"]
+
+
+def _unless_looping(text: str) -> str:
+    """The transcript, or nothing when it is one phrase repeated over and over (a hallucination)."""
+    data = text.encode("utf-8")
+    if len(data) > 48 and len(data) / len(zlib.compress(data)) > COMPRESSION_RATIO_LIMIT:
+        return ""
+    return text
 
 
 class WhisperSTT:
@@ -69,7 +81,7 @@ class WhisperSTT:
             condition_on_previous_text=False,
             vad_filter=False,
         )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        return _unless_looping(" ".join(segment.text.strip() for segment in segments).strip())
 
     def _tokenizer(self, language: str):
         from faster_whisper.tokenizer import Tokenizer
@@ -107,7 +119,7 @@ class WhisperSTT:
         )[0]
         if result.no_speech_prob > NO_SPEECH_PROBABILITY and result.scores[0] < LOW_AVERAGE_LOGPROB:
             return ""
-        return tokenizer.decode(result.sequences_ids[0]).strip()
+        return _unless_looping(tokenizer.decode(result.sequences_ids[0]).strip())
 
     async def transcribe(self, pcm8k: np.ndarray, language: str) -> str:
         return await self._pool.run(self.transcribe_blocking, pcm8k, language)
