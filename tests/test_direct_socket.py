@@ -18,6 +18,8 @@ import time
 
 import pytest
 import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
@@ -224,3 +226,89 @@ def test_a_dropped_connection_reaches_the_receiver() -> None:
         client.sock.close()
         wait_for(server.recorders[0].closed.is_set)
         assert server.recorders[0].texts == []
+
+
+def reference_messages(stream: bytes) -> list[tuple[str, object]]:
+    """What the ``websockets`` state machine makes of the same client bytes: whole messages, in order."""
+    from websockets.frames import Opcode
+    from websockets.protocol import SERVER, Protocol, State
+
+    protocol = Protocol(SERVER, state=State.OPEN, max_size=None)
+    protocol.receive_data(stream)
+    messages: list[tuple[str, object]] = []
+    parts: list[bytes] = []
+    kind = ""
+    for frame in protocol.events_received():
+        if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+            kind, parts = ("text" if frame.opcode is Opcode.TEXT else "binary"), [frame.data]
+        elif frame.opcode is Opcode.CONT:
+            parts.append(frame.data)
+        else:
+            continue  # control frames are answered, not delivered
+        if frame.fin:
+            data = b"".join(parts)
+            messages.append((kind, data.decode() if kind == "text" else data))
+    return messages
+
+
+def header_length(frame: bytes) -> int:
+    """Bytes before a client frame's payload: 2, the extended length, the mask."""
+    length = frame[1] & 0x7F
+    return 2 + {126: 2, 127: 8}.get(length, 0) + (4 if frame[1] & 0x80 else 0)
+
+
+@st.composite
+def frame_sequences(draw) -> list[bytes]:
+    """Data frames of every length class, pings between them and between a message's fragments."""
+    frames: list[bytes] = []
+    for index in range(draw(st.integers(1, 12))):
+        size = draw(st.sampled_from([0, 5, 125, 126, 300, 1000]))
+        payload = f"{index}:".encode() + b"x" * size
+        if draw(st.integers(0, 3)) == 0:
+            frames.append(client_frame(0x9, b"p" * draw(st.integers(0, 20))))  # a ping first
+        if draw(st.integers(0, 4)) == 0:  # a fragmented message, a ping between its pieces
+            cut = len(payload) // 2
+            frames += [client_frame(0x1, payload[:cut], fin=False), client_frame(0x9, b"mid")]
+            frames.append(client_frame(0x0, payload[cut:]))
+        else:
+            frames.append(client_frame(draw(st.sampled_from([0x1, 0x2])), payload))
+    return frames
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=frame_sequences(), data=st.data())
+def test_the_direct_path_delivers_what_the_websockets_parser_does_however_the_bytes_arrive(
+    direct_server, frames: list[bytes], data
+) -> None:
+    """Differential: the same bytes, split at random points into separate TCP segments (so a
+    control frame, then a data frame's header and mask, then its payload can arrive apart),
+    give the same messages on the direct path as in the ``websockets`` reference."""
+    stream = b"".join(frames)
+    # Random points, and the awkward ones: right after a frame's header and mask (its payload in the
+    # next segment), which is where a parser that lost track of frames shows it.
+    starts = [sum(len(f) for f in frames[:i]) for i in range(len(frames))]
+    after_headers = [start + header_length(frame) for start, frame in zip(starts, frames)]
+    points = st.integers(1, max(1, len(stream) - 1)) | st.sampled_from(after_headers + starts[1:] or [1])
+    cuts = sorted({c for c in data.draw(st.lists(points, max_size=12)) if 0 < c < len(stream)})
+    expected = reference_messages(stream)
+    recorder_index = len(direct_server.recorders)
+    client = Client(direct_server.port)
+    client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    wait_for(lambda: len(direct_server.recorders) > recorder_index)
+    recorder = direct_server.recorders[recorder_index]
+    for start, end in zip([0, *cuts], [*cuts, len(stream)]):
+        client.sock.sendall(stream[start:end])
+        time.sleep(0.002)  # its own segment, read on its own
+    wait_for(lambda: len(recorder.texts) + len(recorder.binaries) >= len(expected))
+    time.sleep(0.01)
+    client.sock.close()
+    got_texts = [m for kind, m in expected if kind == "text"]
+    got_binaries = [m for kind, m in expected if kind == "binary"]
+    assert recorder.texts == got_texts
+    assert recorder.binaries == got_binaries
+
+
+@pytest.fixture(scope="module")
+def direct_server():
+    with Server(max_message_bytes=1 << 20) as server:
+        yield server

@@ -13,7 +13,7 @@ scope. An app that finds it may, after accepting, *attach* a :class:`DirectRecei
 - unfragmented masked text and binary frames (everything Twilio and the softphone send) are cut
   and unmasked here, with ``websockets``' C unmasking, instead of by the state machine;
 - ``send_text`` writes a text frame straight to the transport, still waiting while the transport
-  is paused (the peer is not reading).
+  is paused (the peer is not reading); ``abort`` drops a connection whose peer stopped reading.
 
 Everything else (the handshake, control frames, fragmented messages, frames over the size limit,
 unmasked or otherwise malformed frames, closing) goes through the ``websockets`` state machine
@@ -76,7 +76,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:  # the upgrade was acceptable: an ASGI app will run
-            scope["extensions"][DIRECT] = {"attach": self.attach, "send_text": self.send_text}
+            scope["extensions"][DIRECT] = {"attach": self.attach, "send_text": self.send_text, "abort": self.abort}
 
     def attach(self, receiver: DirectReceiver) -> None:
         """From now on messages go to ``receiver``; any already queued go first, in order."""
@@ -91,6 +91,10 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.disconnected:
             receiver.websocket_closed()
         self._maybe_cut()
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent data and all (a peer that stopped reading)."""
+        self.transport.abort()
 
     async def send_text(self, text: str) -> None:
         """Write one text frame; a closed or closing connection drops it (the caller is gone)."""
@@ -214,8 +218,23 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             and self.conn.state is State.OPEN
             and not self.close_sent
             and self.conn.parser_exc is None
-            and not self.conn.reader.buffer
+            and self._parser_between_frames()
         )
+
+    def _parser_between_frames(self) -> bool:
+        """Whether the ``websockets`` parser waits for the first byte of a frame. An empty read
+        buffer is not enough: the parser may have taken a frame's header and mask and be waiting
+        for its payload, which must then go to it, not be cut here as a new frame. The parser is
+        a generator: between frames it is suspended in ``StreamReader.at_eof``, mid-frame in
+        ``read_exact``. (If a future ``websockets`` parses otherwise, this says no, and frames
+        simply stay with the state machine.)"""
+        if self.conn.reader.buffer:
+            return False
+        generator = getattr(self.conn, "parser", None)
+        while getattr(generator, "gi_yieldfrom", None) is not None:
+            generator = generator.gi_yieldfrom  # type: ignore[union-attr]
+        code = getattr(generator, "gi_code", None)
+        return code is not None and code.co_name == "at_eof"
 
     def _fail(self, code: CloseCode, reason: str) -> None:
         self._cutting = False
