@@ -65,7 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=4, help="calls of 5 turns each, per path")
     args = parser.parse_args()
-    with ServerProcess({"TWILIO_ACCOUNT_SID": ACCOUNT_SID}) as server:
+    # the simulator serves its recordings on loopback, where Twilio's API would be
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "VOXLINE_RECORDING_URL_PREFIXES": "http://127.0.0.1:"}
+    with ServerProcess(env) as server:
         streaming = asyncio.run(run_calls(server, args.calls))
         recording = asyncio.run(run_recorded(server, args.calls))
     stream_summary = summarize(streaming)

@@ -53,7 +53,7 @@ def free_port() -> int:
 class RunningServer:
     """The real application under uvicorn, in a thread of this process, on a loopback port."""
 
-    def __init__(self, settings, stack=None, asgi_websockets: bool = False) -> None:
+    def __init__(self, settings, stack=None, asgi_websockets: bool = False, send_buffer: int | None = None) -> None:
         import uvicorn
 
         from voxline.app import create_app
@@ -68,12 +68,20 @@ class RunningServer:
         if asgi_websockets:  # uvicorn's own protocol, without the voxline.direct extension
             config.ws = "websockets-sansio"
         self._server = uvicorn.Server(config)
+        self._send_buffer = send_buffer  # SO_SNDBUF of accepted sockets (fixed: no autotuning)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="voxline-server", daemon=True)
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._server.serve())
+        sockets = None
+        if self._send_buffer is not None:  # accepted sockets inherit the listening socket's buffer size
+            listening = socket.socket()
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._send_buffer)
+            listening.bind(("127.0.0.1", self.port))
+            sockets = [listening]
+        self.loop.run_until_complete(self._server.serve(sockets=sockets))
 
     def task_count(self) -> int:
         """Tasks alive on the server's event loop."""
@@ -121,6 +129,7 @@ class RunningServer:
 
 
 ACCOUNT_SID = "AC" + "0" * 32
+LOOPBACK_RECORDINGS = "http://127.0.0.1:"  # the simulator's stand-in for Twilio's recordings API
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +144,7 @@ def server(tmp_path_factory):
         api_token=API_TOKEN,
         data_dir=tmp_path_factory.mktemp("voxline-data"),
         recording_fetch_window_s=2.0,
+        recording_url_prefixes=LOOPBACK_RECORDINGS,
     )
     running = RunningServer(settings)
     running.start()
@@ -149,15 +159,17 @@ def make_server(server, tmp_path):
 
     started: list[RunningServer] = []
 
-    def make(stack=None, asgi_websockets: bool = False, **overrides) -> RunningServer:
+    def make(stack=None, asgi_websockets: bool = False, send_buffer: int | None = None, **overrides) -> RunningServer:
         settings = Settings(
             TWILIO_AUTH_TOKEN=AUTH_TOKEN,
             TWILIO_ACCOUNT_SID=ACCOUNT_SID,
             api_token=API_TOKEN,
             data_dir=tmp_path / f"data{len(started)}",
-            **overrides,
+            **{"recording_url_prefixes": LOOPBACK_RECORDINGS, **overrides},
         )
-        running = RunningServer(settings, stack=stack or server.services.stack, asgi_websockets=asgi_websockets)
+        running = RunningServer(
+            settings, stack=stack or server.services.stack, asgi_websockets=asgi_websockets, send_buffer=send_buffer
+        )
         running.start()
         started.append(running)
         return running

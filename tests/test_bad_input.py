@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 
 import httpx
 import pytest
 import websockets
 
 from conftest import AUTH_TOKEN
+from voxline.access.credentials import PARAMETER, StreamCredentials
 from voxline.simulator.caller import CallerTurn, SimulatedCall
 from voxline.simulator.voices import speech_from_wav
 from voxline.telephony.security import sign
@@ -20,7 +22,12 @@ STREAM = "MZ" + "1" * 32
 CALL = "CA" + "2" * 32
 
 
-def start_message(stream_sid: str = STREAM) -> str:
+def new_call_sid() -> str:
+    return "CA" + secrets.token_hex(16)
+
+
+def start_message(stream_sid: str = STREAM, call_sid: str = CALL) -> str:
+    """A ``start`` as Twilio sends it for a call the voice webhook admitted (with its credential)."""
     return json.dumps(
         {
             "event": "start",
@@ -29,10 +36,10 @@ def start_message(stream_sid: str = STREAM) -> str:
             "start": {
                 "accountSid": "AC" + "3" * 32,
                 "streamSid": stream_sid,
-                "callSid": CALL,
+                "callSid": call_sid,
                 "tracks": ["inbound"],
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": {},
+                "customParameters": {PARAMETER: StreamCredentials(AUTH_TOKEN).issue(call_sid)},
             },
         }
     )
@@ -85,7 +92,7 @@ async def test_trailing_slash_signature_is_accepted(server):
     headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, ws_url(server) + "/")}
     async with websockets.connect(ws_url(server), additional_headers=headers) as ws:
         await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-        await ws.send(start_message())
+        await ws.send(start_message(call_sid=new_call_sid()))
         first = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert first["event"] == "media"
 
@@ -101,6 +108,7 @@ async def test_the_same_over_a_server_without_the_direct_extension(make_server, 
 
 
 async def garbage_then_a_call(server, librivox) -> None:
+    call = new_call_sid()
     healthy = asyncio.create_task(
         SimulatedCall(server.url, AUTH_TOKEN).run([CallerTurn("alongside", speech_from_wav(librivox["0880"]))])
     )
@@ -118,7 +126,7 @@ async def garbage_then_a_call(server, librivox) -> None:
             )
         )
         await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "9.9.9", "new": 1}))
-        await ws.send(start_message())
+        await ws.send(start_message(call_sid=call))
         await ws.send(
             json.dumps(
                 {
@@ -153,11 +161,11 @@ async def garbage_then_a_call(server, librivox) -> None:
                     "event": "stop",
                     "sequenceNumber": "5",
                     "streamSid": STREAM,
-                    "stop": {"accountSid": "AC" + "3" * 32, "callSid": CALL},
+                    "stop": {"accountSid": "AC" + "3" * 32, "callSid": call},
                 }
             )
         )
-    record = await server.wait_record_closed(CALL)
+    record = await server.wait_record_closed(call)
     assert record.outcome == "completed"
     result = await healthy
     assert result.turns[0].latency_s is not None  # the other call was answered meanwhile

@@ -17,6 +17,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from conftest import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, RunningServer
+from voxline.access.credentials import PARAMETER, StreamCredentials
 from voxline.telephony.security import sign
 
 pytestmark = pytest.mark.e2e
@@ -155,7 +156,8 @@ async def test_twilio_stream_sends_only_twilio_messages(server):
     url = server.url.replace("http", "ws", 1) + "/media-stream"
     async with websockets.connect(url, additional_headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url)}) as ws:
         await ws.send(connected())
-        await ws.send(start(new_call_sid()))
+        call_sid = new_call_sid()  # a phone call: its webhook issued the stream's credential
+        await ws.send(start(call_sid, **{PARAMETER: StreamCredentials(AUTH_TOKEN).issue(call_sid)}))
         messages = await receive_until(ws, "mark")
         await asyncio.sleep(1.0)  # the softphone would have reported by now
         while True:

@@ -234,7 +234,9 @@ async def test_forgetting_a_caller_over_the_api(api_server):
 
 async def test_the_openapi_schema_documents_the_responses(api_server):
     async with httpx.AsyncClient(base_url=api_server.url) as client:
-        schema = (await client.get("/openapi.json")).json()
+        assert (await client.get("/openapi.json")).status_code == 401  # the API's map, for its users only
+        assert (await client.get("/docs")).status_code == 404  # the page is for --dev
+        schema = (await client.get("/openapi.json", headers=AUTH)).json()
     models = schema["components"]["schemas"]
     assert {"CallPage", "CallSummary", "CallDetail", "Turn", "Event", "LiveCalls", "Stats", "DeletedCalls"} <= set(
         models

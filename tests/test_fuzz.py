@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import AUTH_TOKEN
+from voxline.access.credentials import PARAMETER, StreamCredentials
 from voxline.simulator.caller import CallerTurn, SimulatedCall
 from voxline.simulator.voices import speech_from_wav
 from voxline.telephony.security import sign
@@ -45,6 +46,10 @@ def valid(event: str, sid: str, data) -> dict:
             "version": data.draw(st.sampled_from(["1.0.0", "0.2.0", "9"])),
         }
     if event == "start":
+        call = "CA" + format(data.draw(st.integers(0, 2**128 - 1)), "032x")
+        params = data.draw(st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3))
+        if data.draw(st.integers(0, 3)):  # mostly a call its webhook admitted, sometimes not
+            params[PARAMETER] = StreamCredentials(AUTH_TOKEN).issue(call)
         return {
             "event": "start",
             "sequenceNumber": seq,
@@ -52,10 +57,10 @@ def valid(event: str, sid: str, data) -> dict:
             "start": {
                 "accountSid": "AC" + "1" * 32,
                 "streamSid": sid,
-                "callSid": CALL,
+                "callSid": call,
                 "tracks": ["inbound"],
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": data.draw(st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)),
+                "customParameters": params,
             },
         }
     if event == "media":

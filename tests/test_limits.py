@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -40,6 +41,21 @@ async def post_webhook(url: str, call_sid: str, path: str = "/voice-stream") -> 
     return response.text
 
 
+def start_message(call_sid: str) -> str:
+    from voxline.access.credentials import PARAMETER, StreamCredentials
+
+    stream_sid = "MZ" + "9" * 32
+    start = {
+        "accountSid": "AC" + "0" * 32,
+        "streamSid": stream_sid,
+        "callSid": call_sid,
+        "tracks": ["inbound"],
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        "customParameters": {PARAMETER: StreamCredentials(AUTH_TOKEN).issue(call_sid)},
+    }
+    return json.dumps({"event": "start", "sequenceNumber": "1", "start": start, "streamSid": stream_sid})
+
+
 async def test_over_capacity_callers_hear_busy_and_are_hung_up(make_server):
     server = make_server(max_calls=1)
     first = await post_webhook(server.url, "CA" + "1" * 32)
@@ -51,9 +67,10 @@ async def test_over_capacity_callers_hear_busy_and_are_hung_up(make_server):
     from voxline.telephony.recordings import decode_wav
 
     assert {"busy", "call", "back"} <= words(server.transcribe(decode_wav(busy.content)))
-    # a stream opened without a webhook cannot get past the limit either
+    # a stream for a call admitted elsewhere (a valid credential, no place here) cannot get past the limit either
     ws_url = server.url.replace("http", "ws", 1) + "/media-stream"
     async with websockets.connect(ws_url, additional_headers={"X-Twilio-Signature": sign(AUTH_TOKEN, ws_url)}) as ws:
+        await ws.send(start_message("CA" + "9" * 32))
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1013

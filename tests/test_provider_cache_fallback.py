@@ -55,6 +55,24 @@ async def test_the_memory_cache_is_bounded_in_bytes():
     assert await cache.get("k0") is None and await cache.get("k4") == bytes(400)  # least recently used went first
 
 
+async def test_the_disk_cache_is_kept_under_its_size_and_age(tmp_path):
+    import os
+    import time
+
+    cache = AudioCache(max_bytes=10_000, folder=tmp_path)
+    for i in range(6):
+        await cache.put(f"{i:02d}" + "f" * 62, bytes(1000))
+    await asyncio.sleep(0.2)  # the disk writes run off the loop
+    files = sorted(tmp_path.glob("*/*.ulaw"))
+    assert len(files) == 6
+    now = time.time()
+    for age_days, path in zip((40, 5, 4, 3, 2, 1), files):  # the first one unused for 40 days
+        os.utime(path, (now - age_days * 86400, now - age_days * 86400))
+    assert cache.prune_disk(max_bytes=3500, max_age_s=30 * 86400) == 3  # too old, then oldest over size
+    assert sorted(tmp_path.glob("*/*.ulaw")) == files[3:]
+    assert cache.prune_disk(max_bytes=3500, max_age_s=30 * 86400) == 0
+
+
 class _Failing:
     name = "broken"
     prefills_locally = False

@@ -20,6 +20,7 @@ from voxline.telephony.recordings import RecordingFetcher, RecordingUnavailable
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "recording-secret-token"
+LOOPBACK = ("http://127.0.0.1:",)  # where these tests' Twilio API listens (the default allows only Twilio's)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,7 +76,9 @@ async def test_redirect_to_storage_follows_without_the_credentials(recording):
     # "localhost" against "127.0.0.1": another origin (host and port), as Twilio's storage is.
     storage = Loopback({"/media/RE1.wav": storage_get}, host="localhost")
     async with storage, api, aiohttp.ClientSession() as http:
-        samples = await RecordingFetcher(http, ACCOUNT_SID, AUTH_TOKEN, 2.0).fetch(f"{api.url}/Recordings/RE1")
+        samples = await RecordingFetcher(http, ACCOUNT_SID, AUTH_TOKEN, 2.0, LOOPBACK).fetch(
+            f"{api.url}/Recordings/RE1"
+        )
     assert [h.get("Authorization") for h in api.seen] == [expected]
     assert len(storage.seen) == 1 and "Authorization" not in storage.seen[0]
     assert samples.dtype == np.int16 and samples.size == pcm.size
@@ -98,14 +101,47 @@ async def test_errors_are_clear_and_only_a_file_not_ready_yet_is_retried(recordi
 
     api = Loopback({"/Recordings/RElate.wav": late, "/Recordings/REforbidden.wav": forbidden})
     async with api, aiohttp.ClientSession() as http:
-        fetcher = RecordingFetcher(http, ACCOUNT_SID, AUTH_TOKEN, 2.0)
+        fetcher = RecordingFetcher(http, ACCOUNT_SID, AUTH_TOKEN, 2.0, LOOPBACK)
         assert (await fetcher.fetch(f"{api.url}/Recordings/RElate")).size == 8000
         assert served["late"] == 3
         with pytest.raises(RecordingUnavailable, match=r"HTTP 403$"):
             await fetcher.fetch(f"{api.url}/Recordings/REforbidden")
         assert len(api.seen) == 1  # refused for good: not retried
         with pytest.raises(RecordingUnavailable, match=r"HTTP 404 after \d+ attempts"):
-            await RecordingFetcher(http, ACCOUNT_SID, AUTH_TOKEN, 0.5).fetch(f"{api.url}/Recordings/REmissing")
+            await RecordingFetcher(http, ACCOUNT_SID, AUTH_TOKEN, 0.5, LOOPBACK).fetch(
+                f"{api.url}/Recordings/REmissing"
+            )
         for bad in ("", "not a url", "ftp://example.com/Recordings/RE1"):
-            with pytest.raises(RecordingUnavailable, match="is not usable"):
+            with pytest.raises(RecordingUnavailable, match="not on an allowed host"):
                 await fetcher.fetch(bad)
+
+
+async def test_only_the_allowed_host_is_asked_and_a_huge_recording_is_not_read(recording):
+    """A forged RecordingUrl cannot send the account's credentials elsewhere, nor fill the memory."""
+    _, wav = recording
+    huge = b"RIFF" + b"\0" * (300 * 1024)
+
+    async def serve(request: web.Request) -> web.Response:
+        api.seen.append(dict(request.headers))
+        return web.Response(body=wav if "small" in request.path else huge, content_type="audio/wav")
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # no Content-Length: the size shows only while reading
+        await response.prepare(request)
+        for _ in range(300):
+            await response.write(b"\0" * 1024)
+        return response
+
+    api = Loopback(
+        {"/Recordings/REsmall.wav": serve, "/Recordings/REhuge.wav": serve, "/Recordings/REtrickle.wav": chunked}
+    )
+    async with api, aiohttp.ClientSession() as http:
+        twilio_only = RecordingFetcher(http, ACCOUNT_SID, AUTH_TOKEN, 0.5)
+        with pytest.raises(RecordingUnavailable, match="not on an allowed host"):
+            await twilio_only.fetch(f"{api.url}/Recordings/REsmall")
+        assert api.seen == []  # nothing was sent there, credentials least of all
+        bounded = RecordingFetcher(http, ACCOUNT_SID, AUTH_TOKEN, 0.5, LOOPBACK, max_bytes=200 * 1024)
+        assert (await bounded.fetch(f"{api.url}/Recordings/REsmall")).size == 8000
+        for name in ("REhuge", "REtrickle"):
+            with pytest.raises(RecordingUnavailable, match="more than 204800"):
+                await bounded.fetch(f"{api.url}/Recordings/{name}")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from voxline.access.proxies import proxy_networks
 from voxline.telephony.security import SignatureChecker, public_base_url, sign, websocket_url
 
 WEBHOOK_VECTORS = [
@@ -93,11 +94,35 @@ def test_no_token_means_no_check():
 
 def test_public_base_url_precedence():
     headers = {"host": "127.0.0.1:8000", "x-forwarded-proto": "https", "x-forwarded-host": "abc.ngrok-free.app"}
+    proxies = proxy_networks("127.0.0.1, 10.0.0.0/8")
     assert public_base_url("https://voice.example.com/", headers, "http") == "https://voice.example.com"
-    assert public_base_url("", headers, "http") == "https://abc.ngrok-free.app"
+    assert public_base_url("", headers, "http", "127.0.0.1", proxies) == "https://abc.ngrok-free.app"
+    assert public_base_url("", headers, "http", "10.1.2.3", proxies) == "https://abc.ngrok-free.app"
     assert public_base_url("", {"host": "127.0.0.1:8000"}, "http") == "http://127.0.0.1:8000"
+
+
+def test_forwarded_headers_count_only_from_a_trusted_proxy():
+    """Anyone else could name any host, and so choose the URL a signature is checked against."""
+    headers = {"host": "voice.example.com", "x-forwarded-proto": "http", "x-forwarded-host": "attacker.example"}
+    proxies = proxy_networks("10.0.0.0/8")
+    assert public_base_url("", headers, "https", "203.0.113.9", proxies) == "https://voice.example.com"
+    assert public_base_url("", headers, "https", "203.0.113.9") == "https://voice.example.com"
+    assert public_base_url("", headers, "https", None, proxies) == "https://voice.example.com"
+    # the connection's own scheme: a WebSocket over TLS is an https base (wss in TwiML)
+    assert public_base_url("", {"host": "voice.example.com"}, "wss") == "https://voice.example.com"
+    assert public_base_url("", {"host": "voice.example.com"}, "ws") == "http://voice.example.com"
 
 
 def test_websocket_url_scheme_follows_base():
     assert websocket_url("https://voice.example.com", "/media-stream") == "wss://voice.example.com/media-stream"
     assert websocket_url("http://127.0.0.1:8000", "/media-stream") == "ws://127.0.0.1:8000/media-stream"
+
+
+def test_the_client_behind_a_trusted_proxy_is_the_forwarded_one():
+    from voxline.access.proxies import client_address
+
+    headers = {"x-forwarded-for": "198.51.100.7, 10.0.0.2"}
+    proxies = proxy_networks("10.0.0.0/8")
+    assert client_address("10.0.0.2", headers, proxies) == "198.51.100.7"
+    assert client_address("203.0.113.9", headers, proxies) == "203.0.113.9"  # anyone else: their own address
+    assert client_address("10.0.0.2", {}, proxies) == "10.0.0.2"

@@ -6,12 +6,16 @@ import asyncio
 import contextlib
 import gc
 import logging
+import secrets
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Header, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge
 
+from voxline.api.calls import docs_allowed
 from voxline.api.calls import router as api_router
 from voxline.config import Settings, effective_agent, load_agent
 from voxline.engine.stack import VoiceStack, load_stack
@@ -57,6 +61,15 @@ def create_services(settings: Settings, stack: VoiceStack | None = None) -> Serv
     )
 
 
+def recording_prefixes(settings: Settings) -> tuple[str, ...]:
+    """Where recordings may be fetched from: the configured prefixes, and in --dev this machine too
+    (the caller simulator serves its recordings on a loopback port)."""
+    prefixes = [p.strip() for p in settings.recording_url_prefixes.split(",") if p.strip()]
+    if settings.dev_mode:
+        prefixes += ["http://127.0.0.1:", "http://localhost:"]
+    return tuple(prefixes)
+
+
 def open_http(services: Services) -> None:
     """The process's one pooled HTTP client, made on the running loop before the models load.
 
@@ -70,6 +83,8 @@ def open_http(services: Services) -> None:
         settings.twilio_account_sid,
         settings.twilio_auth_token.get_secret_value(),
         settings.recording_fetch_window_s,
+        recording_prefixes(settings),
+        settings.recording_max_bytes,
     )
 
 
@@ -102,7 +117,8 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
         if services.stack is not None and stack is None:
             services.stack.close()
 
-    app = FastAPI(title="Voxline", version="0.1.0", lifespan=lifespan)
+    # The schema and its pages are generated here, behind the checks below (FastAPI's own are open).
+    app = FastAPI(title="Voxline", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.include_router(webhook_router)
     app.include_router(record_router)
@@ -111,22 +127,34 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
     install_web(app)  # /phone, /phone-stream, /dashboard and their static files
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(authorization: Annotated[str, Header()] = "") -> Response:
+        expected = services.settings.metrics_token.get_secret_value()
+        if expected and not secrets.compare_digest(authorization.encode(), f"Bearer {expected}".encode()):
+            return Response("a valid bearer token is required", status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(docs_allowed)])
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        if not services.settings.dev_mode:  # the page fetches the schema without a token
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Voxline API")
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
+        """Open to anyone (load balancers, probes): states only, never error text (the log has it)."""
+        store = {k: v for k, v in services.store.health().items() if k != "error"}
         if services.draining:
             return JSONResponse(
-                {"status": "draining", "active_calls": services.active_calls(), "store": services.store.health()},
-                status_code=503,
+                {"status": "draining", "active_calls": services.active_calls(), "store": store}, status_code=503
             )
         if services.stack is not None:
-            return JSONResponse({"status": "ready", "agent": services.agent.name, "store": services.store.health()})
+            return JSONResponse({"status": "ready", "agent": services.agent.name, "store": store})
         status = "failed" if services.load_error else "loading"
-        return JSONResponse(
-            {"status": status, "error": services.load_error, "store": services.store.health()}, status_code=503
-        )
+        return JSONResponse({"status": status, "store": store}, status_code=503)
 
     return app
 
@@ -152,3 +180,11 @@ async def _sweep_audio(services: Services) -> None:
         removed = await asyncio.to_thread(services.audio.sweep)
         if removed:
             log.info("deleted %d expired audio files", removed)
+        cache = services.stack.tts_cache if services.stack is not None else None
+        if cache is not None:
+            settings = services.settings
+            pruned = await asyncio.to_thread(
+                cache.prune_disk, settings.tts_cache_disk_mb * 1024 * 1024, settings.tts_cache_days * 86400
+            )
+            if pruned:
+                log.info("removed %d files from the TTS disk cache (size or age)", pruned)

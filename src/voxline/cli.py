@@ -55,7 +55,7 @@ def serve(
     if agent is not None:
         settings.agent_file = agent
     settings.dev_mode = settings.dev_mode or dev
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_personal_data)
     if not settings.twilio_auth_token.get_secret_value():
         if not dev:
             console.print(

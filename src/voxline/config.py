@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,14 +24,38 @@ class Settings(BaseSettings):
     twilio_account_sid: str = Field(default="", validation_alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: SecretStr = Field(default=SecretStr(""), validation_alias="TWILIO_AUTH_TOKEN")
     api_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for /api; the API is off when empty.")
+    metrics_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token Prometheus must send for /metrics; open when empty."
+    )
     whisper_window: Literal["fit", "full"] = Field(
         default="fit", description="Whisper encoder window: the utterance plus 1 s ('fit', fast) or 30 s ('full')."
     )
     public_url: str = Field(
         default="",
         description="Public base URL Twilio uses to reach this server, e.g. https://voice.example.com. "
-        "When empty, it is rebuilt from X-Forwarded-Proto/X-Forwarded-Host, else from Host.",
+        "When empty, it is rebuilt from the Host header (or, from a trusted proxy, X-Forwarded-Proto/-Host).",
     )
+    stream_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Keys the per-call stream credentials; every instance behind one number needs the same. "
+        "Empty: derived from TWILIO_AUTH_TOKEN.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-Proto and "
+        "X-Forwarded-Host are believed (e.g. 127.0.0.1,10.0.0.0/8); anyone else's are ignored.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        import ipaddress
+
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the bad entry
+        return value
+
     agent_file: Path | None = Field(default=None, description="TOML agent file; the packaged front desk if unset.")
     model_threads: int = Field(default=2, ge=1, description="Threads each embedded model may use.")
     model_workers: int = Field(default=2, ge=1, description="Size of the pool that runs blocking model calls.")
@@ -61,9 +85,34 @@ class Settings(BaseSettings):
     recording_fetch_window_s: float = Field(
         default=8.0, gt=0, description="How long to retry fetching a recording that is not ready."
     )
+    recording_url_prefixes: str = Field(
+        default="https://api.twilio.com/",
+        description="Comma-separated URL prefixes a RecordingUrl must start with to be fetched (with the "
+        "account's credentials).",
+    )
+    recording_max_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=64 * 1024, description="A recording larger than this is not read."
+    )
     audio_ttl_s: int = Field(default=600, ge=60, description="How long a served reply audio URL stays valid.")
     max_calls: int = Field(
         default=10, ge=1, description="Concurrent streaming calls; more get 'busy' (or the recording path)."
+    )
+    stream_admission_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A streaming call's place is held this long after its webhook for its stream to start.",
+    )
+    webhook_max_bytes: int = Field(
+        default=16384, ge=1024, description="Largest webhook body read (Twilio's are about 1 kB); larger: 413."
+    )
+    send_timeout_s: float = Field(
+        default=10.0, gt=0, description="A stream whose peer has read nothing for this long is dropped."
+    )
+    stream_start_timeout_s: float = Field(
+        default=5.0, gt=0, description="A stream socket that has not sent a valid 'start' by then is closed."
+    )
+    unstarted_streams_per_client: int = Field(
+        default=20, ge=1, description="Stream sockets one client address may hold open before their 'start'."
     )
     overflow_to_recording: bool = Field(
         default=False, description="Over max_calls, answer with the recording path instead of busy."
@@ -79,6 +128,9 @@ class Settings(BaseSettings):
     )
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest WebSocket message accepted.")
     log_level: str = "INFO"
+    log_personal_data: bool = Field(
+        default=False, description="Write callers' numbers and transcripts into the log (off: their length only)."
+    )
     dev_mode: bool = Field(
         default=False,
         description="Set by `voxline serve --dev`: unauthenticated local use; "
@@ -106,6 +158,8 @@ class Settings(BaseSettings):
     sarvam_api_key: SecretStr = Field(default=SecretStr(""), validation_alias="SARVAM_API_KEY")
     sarvam_base_url: str = Field(default="https://api.sarvam.ai", validation_alias="SARVAM_BASE_URL")
     tts_cache_mb: int = Field(default=64, ge=0, description="In-memory TTS cache bound (MB); 0 turns the cache off.")
+    tts_cache_disk_mb: int = Field(default=512, ge=1, description="The TTS cache's folder on disk is kept under this.")
+    tts_cache_days: float = Field(default=30, gt=0, description="Cached audio unused this long is removed from disk.")
 
 
 class VadSettings(BaseModel):

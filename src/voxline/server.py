@@ -34,6 +34,9 @@ def uvicorn_config(app, settings, host: str, port: int) -> uvicorn.Config:
         # Media Streams audio is base64 μ-law: compressing it costs CPU per frame
         # and saves little. uvloop and httptools (uvicorn[standard]) are picked by "auto".
         ws_per_message_deflate=False,
+        # Forwarded headers are read by Voxline itself, and only from VOXLINE_TRUSTED_PROXIES
+        # (uvicorn's own handling would trust 127.0.0.1 whatever the configuration says).
+        proxy_headers=False,
         loop="auto",
         http="auto",
     )

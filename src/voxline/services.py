@@ -5,7 +5,6 @@ own ``Services``, and routes receive it through the ``ServicesDep`` FastAPI depe
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +12,10 @@ import aiohttp
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from voxline.access.capacity import CallSlots, UnstartedSockets
+from voxline.access.credentials import StreamCredentials
+from voxline.access.proxies import Network, proxy_networks
+from voxline.access.replay import AnsweredOnce
 from voxline.config import AgentConfig, Settings
 from voxline.engine.stack import VoiceStack
 from voxline.observability.metrics import Metrics
@@ -23,8 +26,6 @@ from voxline.store import CallStore
 if TYPE_CHECKING:  # made by the application (``voxline.app``), which composes the parts
     from voxline.telephony.recordings import RecordingFetcher
     from voxline.telephony.security import SignatureChecker
-
-ADMISSION_HOLD_S = 30.0  # a webhook answered reserves a place this long for its stream
 
 
 @dataclass
@@ -46,16 +47,20 @@ class Services:
     load_error: str | None = None
     phrase_tokens: dict[str, str] = field(default_factory=dict)
     draining: bool = False
-    admitted: dict[str, float] = field(default_factory=dict)  # CallSid -> when its webhook was answered
+    # Streaming calls (softphone ones too), from the webhook that admits each to the end of its stream.
+    slots: CallSlots = field(init=False)
+    unstarted: UnstartedSockets = field(init=False)
+    answered: AnsweredOnce = field(default_factory=AnsweredOnce)  # recording webhooks, by RecordingSid
 
-    def streaming_calls(self) -> int:
-        """Streaming calls (softphone ones too) in progress, plus those answered whose stream has not started yet."""
-        cutoff = time.monotonic() - ADMISSION_HOLD_S
-        for call_sid, at in list(self.admitted.items()):
-            if at < cutoff:
-                del self.admitted[call_sid]
-        active = sum(1 for record in self.registry.active.values() if record.path in ("streaming", "softphone"))
-        return active + len(self.admitted)
+    proxies: list[Network] = field(init=False)  # whose X-Forwarded-* headers are believed
+    credentials: StreamCredentials = field(init=False)  # per-call stream credentials (webhook -> start)
+
+    def __post_init__(self) -> None:
+        secret = self.settings.stream_secret.get_secret_value() or self.settings.twilio_auth_token.get_secret_value()
+        self.credentials = StreamCredentials(secret)
+        self.proxies = proxy_networks(self.settings.trusted_proxies)
+        self.slots = CallSlots(self.settings.max_calls, self.settings.stream_admission_s)
+        self.unstarted = UnstartedSockets(self.settings.unstarted_streams_per_client)
 
     def active_calls(self) -> int:
         return len(self.registry.active)

@@ -6,6 +6,7 @@ Off unless ``VOXLINE_API_TOKEN`` is set (404); then every request needs
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from typing import Annotated, Any
@@ -34,6 +35,20 @@ async def require_token(
         raise HTTPException(
             status_code=401, detail="a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
+
+
+async def docs_allowed(
+    services: ServicesDep, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> None:
+    """The API's schema: with the API token, or to anyone in --dev."""
+    if not services.settings.dev_mode:
+        await require_token(services, credentials)
+
+
+@router.get("/health", dependencies=[Depends(require_token)])
+async def health(services: ServicesDep) -> dict[str, Any]:
+    """What /healthz leaves out: the call store's last error and the models' loading error."""
+    return {"store": services.store.health(), "load_error": services.load_error}
 
 
 def _unavailable(exc: StoreUnavailable) -> HTTPException:
@@ -130,7 +145,7 @@ async def get_call(call_sid: str, services: ServicesDep) -> dict[str, Any]:
 async def live(services: ServicesDep) -> dict[str, Any]:
     """Calls in progress in this process, from memory."""
     registry = services.registry
-    return {"calls": [live_call(record) for record in list(registry.active.values())]}
+    return {"calls": [live_call(record) for record in registry.live()]}
 
 
 @router.get("/stats", dependencies=[Depends(require_token)], response_model=Stats)
@@ -156,8 +171,14 @@ async def stats(
 
 @router.delete("/callers/{number}", dependencies=[Depends(require_token)], response_model=DeletedCalls)
 async def forget_caller(number: str, services: ServicesDep) -> dict[str, int]:
-    """Delete every call whose caller is ``number``, with its turns, events and history."""
+    """Delete every call whose caller is ``number``, with its turns, events and history: in the
+    call store (after any of its writes still queued or journaled), in memory (a call in progress
+    goes on, but nothing more of it is stored or shown), and the reply audio made for it."""
+    sids = services.registry.forget_caller(number)
+    for call_sid in sids:
+        await asyncio.to_thread(services.audio.forget, call_sid)
     try:
-        return {"deleted_calls": await services.store.forget_caller(number)}
+        deleted = await services.store.forget_caller(number)
     except StoreUnavailable as exc:
         raise _unavailable(exc) from exc
+    return {"deleted_calls": max(deleted, len(sids))}

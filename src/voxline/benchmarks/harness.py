@@ -128,6 +128,7 @@ class BenchServer:
             "VOXLINE_PUBLIC_URL": self.url,
             "VOXLINE_DATA_DIR": self._data.name,
             "VOXLINE_MAX_CALLS": "100000",
+            "VOXLINE_UNSTARTED_STREAMS_PER_CLIENT": "100000",  # every simulated caller is this one address
             "VOXLINE_CALLER_SILENCE_TIMEOUT_S": "120",
             "VOXLINE_SHUTDOWN_GRACE_S": "5",
             **env,

@@ -2,11 +2,14 @@
 
 Each file is named by a random 32-character token and written to one folder shared by every
 worker process. A request is answered only if its token has exactly that form (so no path can
-be smuggled in) and the file is younger than its time to live.
+be smuggled in) and the file is younger than its time to live. A reply made for a call is listed
+under that call (``owners/``, by a hash of its CallSid), so forgetting the call deletes its audio.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -24,9 +27,18 @@ class AudioFiles:
         self.ttl_s = ttl_s
         folder.mkdir(parents=True, exist_ok=True)
 
-    def put(self, ulaw: bytes, ttl_s: float | None = None) -> str:
-        """Store telephony audio; returns its token. ``ttl_s`` longer than the default keeps fixed phrases."""
+    def _owner_list(self, call_sid: str) -> Path:
+        return self.folder / "owners" / hashlib.sha256(call_sid.encode()).hexdigest()[:32]
+
+    def put(self, ulaw: bytes, ttl_s: float | None = None, call_sid: str = "") -> str:
+        """Store telephony audio; returns its token. ``ttl_s`` longer than the default keeps fixed
+        phrases; ``call_sid`` names the call it was made for."""
         token = secrets.token_urlsafe(24)
+        if call_sid:
+            owners = self._owner_list(call_sid)
+            owners.parent.mkdir(exist_ok=True)
+            with open(owners, "a", encoding="ascii") as listing:
+                listing.write(token + "\n")
         path = self.folder / f"{token}.wav"
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(wav_bytes(ulaw))
@@ -55,10 +67,30 @@ class AudioFiles:
         except FileNotFoundError:
             return False
 
+    def forget(self, call_sid: str) -> int:
+        """Delete the audio made for a call; returns how many files."""
+        owners = self._owner_list(call_sid)
+        try:
+            tokens = owners.read_text(encoding="ascii").split()
+        except FileNotFoundError:
+            return 0
+        removed = 0
+        for token in tokens:
+            if _TOKEN.fullmatch(token):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.folder / f"{token}.wav").unlink()
+                    removed += 1
+        owners.unlink(missing_ok=True)
+        return removed
+
     def sweep(self) -> int:
-        """Delete expired files; returns how many."""
+        """Delete expired files (and call listings as old); returns how many audio files."""
         removed = 0
         now = time.time()
+        for listing in self.folder.glob("owners/*"):
+            with contextlib.suppress(FileNotFoundError):
+                if now - listing.stat().st_mtime > self.ttl_s:
+                    listing.unlink()
         for path in self.folder.glob("*.wav"):
             try:
                 if now - path.stat().st_mtime > self.ttl_s:

@@ -33,6 +33,7 @@ from voxline.engine.stack import VoiceStack
 from voxline.errors import ProviderError
 from voxline.llm.base import ChatMessage
 from voxline.llm.events import ToolCall
+from voxline.logs import Private
 from voxline.observability.metrics import Metrics
 from voxline.playout.line import Line
 from voxline.playout.pacer import FirstFrameSent, Pacer, Piece
@@ -398,7 +399,7 @@ class CallSession:
         text = result if isinstance(result, str) else None  # a failure: the turn, when it ends, takes it
         decision = self._turn_taking.transcript(text)
         ending = self._turn_taking.ending()
-        self.log.info("early transcript (%s): %r", ending or "-", text)
+        self.log.info("early transcript (%s): %r", ending or "-", Private(text))
         if decision is not None:
             self._decide(decision)
         elif text and ending not in (Ending.INCOMPLETE, Ending.EMPTY):
@@ -488,7 +489,7 @@ class CallSession:
         withheld, reply.withheld = reply.withheld, []
         for piece in withheld:
             self._pacer.enqueue(piece)
-        self.log.info("reply %d resumed after a %s %r", reply.turn, kind, text)
+        self.log.info("reply %d resumed after a %s %r", reply.turn, kind, Private(text))
         self.record.event(str(kind), turn=reply.turn, text=text[:80])
         if self._metrics:
             self._metrics.overlaps.labels(str(kind)).inc()
@@ -514,7 +515,7 @@ class CallSession:
             if paused is not None and not self._turn_taking.caller_speaking:
                 self._resume(paused, kind, text)
             elif paused is None:
-                self.log.info("ignored a %s over the agent: %r", kind, text)
+                self.log.info("ignored a %s over the agent: %r", kind, Private(text))
                 self.record.event(str(kind), text=text[:80])
             return  # (the caller went on: the next utterance decides)
         if paused is not None:

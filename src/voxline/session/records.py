@@ -26,6 +26,9 @@ class RecordSink(Protocol):
     def event_added(self, record: CallRecord, event: dict[str, Any]) -> None: ...
 
 
+MAX_EVENTS = 500  # per call: a caller pressing keys for an hour cannot grow the record without end
+
+
 @dataclass
 class CallRecord:
     call_sid: str
@@ -45,6 +48,8 @@ class CallRecord:
     # turn itself is recorded only when its reply ends); the softphone shows it at once.
     transcribed: tuple[int, str] | None = None
     sink: RecordSink | None = field(default=None, repr=False, compare=False)
+    # The caller asked to be forgotten while the call went on: nothing more is stored or shown.
+    forgotten: bool = field(default=False, repr=False, compare=False)
     # Set when a turn is added or transcribed, for whoever shows the call as it goes (the softphone).
     changed: asyncio.Event | None = field(default=None, repr=False, compare=False)
 
@@ -71,6 +76,11 @@ class CallRecord:
             self.changed.set()
 
     def event(self, kind: str, **details: Any) -> None:
+        """Add an event; past ``MAX_EVENTS`` one ``events-dropped`` marks the rest as not kept."""
+        if len(self.events) >= MAX_EVENTS:
+            return
+        if len(self.events) == MAX_EVENTS - 1:
+            kind, details = "events-dropped", {"limit": MAX_EVENTS}
         event = {"at": time.time(), "kind": kind, **details}
         self.events.append(event)
         if kind == "language" and isinstance(details.get("language"), str):
@@ -80,7 +90,7 @@ class CallRecord:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(replace(self, sink=None, changed=None))
-        del out["sink"], out["changed"]
+        del out["sink"], out["changed"], out["forgotten"]
         return out
 
 
@@ -102,6 +112,8 @@ class CallRegistry:
 
     def end(self, record: CallRecord) -> None:
         self.active.pop(record.call_sid, None)
+        if record.forgotten:
+            return
         self.finished.append(record)
         if record.ended_at is None:
             record.ended_at = time.time()
@@ -110,6 +122,20 @@ class CallRegistry:
 
     def find(self, call_sid: str) -> CallRecord | None:
         for record in [*self.active.values(), *reversed(self.finished)]:
-            if record.call_sid == call_sid:
+            if record.call_sid == call_sid and not record.forgotten:
                 return record
         return None
+
+    def live(self) -> list[CallRecord]:
+        return [record for record in self.active.values() if not record.forgotten]
+
+    def forget_caller(self, number: str) -> list[str]:
+        """Drop every call of ``number`` from memory; one still in progress goes on, but nothing
+        more of it is stored or shown. Returns their CallSids."""
+        forgotten = [r for r in [*self.active.values(), *self.finished] if r.caller == number and not r.forgotten]
+        for record in forgotten:
+            record.forgotten = True
+            record.sink = None
+            record.turns, record.events, record.history, record.transcribed = [], [], [], None
+        self.finished = deque((r for r in self.finished if not r.forgotten), maxlen=self.finished.maxlen)
+        return [r.call_sid for r in forgotten]

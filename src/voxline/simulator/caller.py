@@ -162,7 +162,7 @@ async def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
                 if response.status_code == 200:
                     return
                 if response.json().get("status") == "failed":
-                    raise RuntimeError(f"server failed to load: {response.json().get('error')}")
+                    raise RuntimeError("the server failed to load its models (its log, or /api/health, says why)")
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:

@@ -109,8 +109,10 @@ class RecordedCall:
         account_sid: str | None = None,
         public_url: str | None = None,
         recording_behaviour: str = "ok",
+        caller: str = "+15005550006",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.caller = caller
         self.public_url = (public_url or base_url).rstrip("/")
         self.auth_token = auth_token
         self.account_sid = account_sid or _sid("AC")
@@ -125,9 +127,9 @@ class RecordedCall:
             "CallSid": self.call_sid,
             "CallStatus": status,
             "Direction": "inbound",
-            "From": "+15005550006",
+            "From": self.caller,
             "To": "+15005550001",
-            "Caller": "+15005550006",
+            "Caller": self.caller,
             "Called": "+15005550001",
         }
 

@@ -16,12 +16,18 @@ from voxline.telephony.messages import clear_message, mark_message, media_messag
 
 
 class SocketSender:
-    """Text frames out of one accepted WebSocket, in order."""
+    """Text frames out of one accepted WebSocket, in order.
 
-    def __init__(self, ws: WebSocket) -> None:
+    A peer that stops reading would block a send for ever (and its call with it): a send that
+    cannot go out within ``timeout_s`` calls ``on_stuck`` once, and from then on sends are dropped."""
+
+    def __init__(self, ws: WebSocket, timeout_s: float = 10.0, on_stuck: Callable[[], None] | None = None) -> None:
         self._ws = ws
         self._direct: Callable[[str], Awaitable[None]] | None = None
         self._lock = asyncio.Lock()
+        self._timeout_s = timeout_s
+        self._on_stuck = on_stuck
+        self.stuck = False
 
     def go_direct(self, send_text: Callable[[str], Awaitable[None]]) -> None:
         """Send through the server's protocol from now on (it drops sends after the close)."""
@@ -31,11 +37,20 @@ class SocketSender:
         self._direct = None
 
     async def send(self, text: str) -> None:
-        async with self._lock:
-            if self._direct is not None:
-                await self._direct(text)
-            elif self._ws.client_state is WebSocketState.CONNECTED:
-                await self._ws.send_text(text)
+        if self.stuck:
+            return
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                async with self._lock:
+                    if self._direct is not None:
+                        await self._direct(text)
+                    elif self._ws.client_state is WebSocketState.CONNECTED:
+                        await self._ws.send_text(text)
+        except TimeoutError:
+            if not self.stuck:
+                self.stuck = True
+                if self._on_stuck is not None:
+                    self._on_stuck()
 
 
 class TwilioLine:

@@ -17,6 +17,9 @@ from typing import ClassVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from voxline.access.capacity import Claim
+from voxline.access.credentials import PARAMETER
+from voxline.access.proxies import client_address
 from voxline.services import Services, ServicesDep
 from voxline.session.call import CallLimits, CallSession
 from voxline.session.control import CallControlUnavailable
@@ -31,39 +34,56 @@ log = logging.getLogger(__name__)
 MAX_BAD_MESSAGES = 50
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
+CLOSE_TIMEOUT_S = 2.0
 
 
 async def media_stream(ws: WebSocket, services: ServicesDep) -> None:
     """Twilio's entry point: the upgrade must carry a valid ``X-Twilio-Signature``."""
-    url = websocket_url(public_base_url(services.settings.public_url, ws.headers, "http"), "/media-stream")
+    peer = ws.client.host if ws.client else None
+    base = public_base_url(services.settings.public_url, ws.headers, ws.url.scheme, peer, services.proxies)
+    url = websocket_url(base, "/media-stream")
     signature = ws.headers.get("x-twilio-signature")
     await ws.accept()
     if not services.signatures.websocket_ok(url, signature):
-        log.warning("media stream refused: invalid X-Twilio-Signature for %s (client %s)", url, ws.client)
+        log.warning("media stream refused: invalid X-Twilio-Signature for %s (client %s)", m.shown(url, 200), ws.client)
         await ws.close(code=POLICY_VIOLATION, reason="invalid signature")
         return
     await run_stream(MediaStream(ws, services))
 
 
 async def run_stream(stream: MediaStream) -> None:
-    """Admit an accepted socket (models ready, not draining, under the call limit), then serve it."""
+    """Serve an accepted socket once the models are ready and unless draining. The call limit is
+    checked at ``start``, when the socket says which call it carries; until then the socket counts
+    against its client's unstarted sockets, and it is closed if ``start`` does not come in time."""
     ws, services = stream.ws, stream.services
     if services.stack is None or services.draining:
         log.error("media stream refused: %s", "shutting down" if services.draining else "models are still loading")
         await ws.close(code=TRY_AGAIN_LATER, reason="not ready")
         return
-    if services.streaming_calls() >= services.settings.max_calls:
-        log.error("media stream refused: %d calls in progress (VOXLINE_MAX_CALLS)", services.streaming_calls())
-        await ws.close(code=TRY_AGAIN_LATER, reason="too many calls")
+    client = client_address(ws.client.host if ws.client else None, ws.headers, services.proxies)
+    if not services.unstarted.open(client):
+        log.warning("%s stream refused: %s already holds %d unstarted streams", stream.path, client,
+                    services.unstarted.per_client)  # fmt: skip
+        await ws.close(code=TRY_AGAIN_LATER, reason="too many unstarted streams")
         return
+    stream.unstarted_client = client
     log.info("WebSocket connected (%s, %s)", stream.path, ws.client)
+    # The receive loop runs in a task of its own: this coroutine sits under some fifteen ASGI
+    # middleware frames, and every one of the 50 wake-ups a second would pass down and back up
+    # through all of them (about 4 % of the server's CPU under load). Cancelling this coroutine
+    # cancels the task it awaits, and the task runs in a copy of this context, as before.
+    serving = stream.serving = asyncio.create_task(stream.serve(), name="media-stream")
+    overdue = asyncio.get_running_loop().call_later(
+        services.settings.stream_start_timeout_s, stream.start_overdue, serving
+    )
     try:
-        # The receive loop runs in a task of its own: this coroutine sits under some fifteen ASGI
-        # middleware frames, and every one of the 50 wake-ups a second would pass down and back up
-        # through all of them (about 4 % of the server's CPU under load). Cancelling this coroutine
-        # cancels the task it awaits, and the task runs in a copy of this context, as before.
-        await asyncio.create_task(stream.serve(), name="media-stream")
+        await serving
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # this coroutine itself is being cancelled
     finally:
+        overdue.cancel()
         await stream.close()
 
 
@@ -80,13 +100,43 @@ class MediaStream:
         self.outcome = "completed"
         self.close_code = 1000
         self.close_reason = ""
-        self.sender = SocketSender(ws)
+        self.sender = SocketSender(ws, services.settings.send_timeout_s, self._peer_stuck)
         self._direct: dict | None = None  # the server's "voxline.direct" extension, once attached
         self._over: asyncio.Future[None] | None = None  # set when a directly fed stream ends
+        self._slot: str | None = None  # the CallSid whose place this stream holds
+        self.unstarted_client: str | None = None  # counted as unstarted for this client until 'start'
+        self.serving: asyncio.Task | None = None  # the task that serves this socket (run_stream's)
+
+    def start_overdue(self, serving: asyncio.Task) -> None:
+        """No valid ``start`` in time: the socket is closed (1008)."""
+        if self.session is None and not serving.done():
+            log.warning("%s stream closed: no valid 'start' within %g s (client %s)", self.path,
+                        self.services.settings.stream_start_timeout_s, self.ws.client)  # fmt: skip
+            self.outcome = "protocol-error"
+            self.close_code, self.close_reason = POLICY_VIOLATION, "no start"
+            serving.cancel()
+
+    def _peer_stuck(self) -> None:
+        """The peer stopped reading: the connection is dropped, so the call ends and frees its place."""
+        log.error("%s stream closed: the peer has read nothing for %g s (client %s)", self.path,
+                  self.services.settings.send_timeout_s, self.ws.client)  # fmt: skip
+        self.outcome = "not-reading"
+        if self._direct is not None:
+            self._direct["abort"]()
+        elif self.serving is not None:
+            self.serving.cancel()
+
+    def _started(self) -> None:
+        if self.unstarted_client is not None:
+            self.services.unstarted.done(self.unstarted_client)
+            self.unstarted_client = None
 
     def refusal(self, start: m.Start) -> str | None:
-        """Why this ``start`` may not begin a call (the stream is closed with 1008), or None."""
-        return None
+        """Why this ``start`` may not begin a call (the stream is closed with 1008), or None: the
+        credential the call's webhook issued must name this CallSid (unless signatures are off, --dev)."""
+        if not self.services.signatures.enabled:
+            return None
+        return self.services.credentials.problem(start.call_sid, start.custom_parameters.get(PARAMETER, ""))
 
     def session_started(self) -> None:
         """Called once the call session runs."""
@@ -114,11 +164,11 @@ class MediaStream:
             try:
                 message = await self.ws.receive()
             except (WebSocketDisconnect, RuntimeError):
-                self.outcome = "disconnected"
+                self._peer_gone()
                 return
             if message["type"] == "websocket.disconnect":
                 if self.session is not None:
-                    self.outcome = "disconnected"
+                    self._peer_gone()
                 return
             if not self._message(message.get("text")):
                 return
@@ -134,8 +184,12 @@ class MediaStream:
     def websocket_closed(self) -> None:
         if self._over is not None and not self._over.done():
             if self.session is not None:
-                self.outcome = "disconnected"
+                self._peer_gone()
             self._over.set_result(None)
+
+    def _peer_gone(self) -> None:
+        if self.outcome == "completed":  # an outcome already decided (the peer stopped reading) stands
+            self.outcome = "disconnected"
 
     def _direct_message(self, text: str | None) -> None:
         over = self._over
@@ -171,7 +225,7 @@ class MediaStream:
     def _dispatch(self, event: m.InboundMessage) -> bool:
         """Handle one message; False when the stream is over."""
         if isinstance(event, m.Connected):
-            log.info("stream connected (protocol %s, version %s)", event.protocol, event.version)
+            log.info("stream connected (protocol %s, version %s)", m.shown(event.protocol), m.shown(event.version))
             return True
         if isinstance(event, m.Start):
             if self.session is not None:
@@ -182,7 +236,7 @@ class MediaStream:
             self._reject(f"'{type(event).__name__.lower()}' before 'start'")
             return True
         if event.stream_sid != self.session.record.stream_sid:
-            self._reject(f"message for stream {event.stream_sid}, not {self.session.record.stream_sid}")
+            self._reject(f"message for stream {m.shown(event.stream_sid)}, not {self.session.record.stream_sid}")
             return True
         if isinstance(event, m.Media):
             if event.track in ("inbound", "inbound_track"):
@@ -192,7 +246,7 @@ class MediaStream:
         elif isinstance(event, m.Dtmf):
             self.session.on_dtmf(event.digit)
         elif isinstance(event, m.Stop):
-            log.info("stream stopped by Twilio (CallSid %s)", event.call_sid)
+            log.info("stream stopped by Twilio (CallSid %s)", m.shown(event.call_sid))
             return False
         return True
 
@@ -201,6 +255,20 @@ class MediaStream:
             log.warning("%s stream refused: %s (client %s)", self.path, why, self.ws.client)
             self.close_code, self.close_reason = POLICY_VIOLATION, why
             return False
+        call_sid = start.call_sid
+        known = self.services.registry.find(call_sid)
+        claim = Claim.DUPLICATE if known is not None else self.services.slots.claim(call_sid)
+        if claim is Claim.DUPLICATE:  # one stream per call: a second one could overwrite its record
+            log.warning("%s stream refused: call %s already has or had a stream", self.path, m.shown(call_sid))
+            self.close_code, self.close_reason = POLICY_VIOLATION, "the call already has a stream"
+            return False
+        if claim is Claim.FULL:
+            log.error(
+                "%s stream refused: %d calls in progress (VOXLINE_MAX_CALLS)", self.path, self.services.slots.limit
+            )
+            self.close_code, self.close_reason = TRY_AGAIN_LATER, "too many calls"
+            return False
+        self._slot = call_sid
         if start.encoding != "audio/x-mulaw" or start.sample_rate != 8000 or start.channels != 1:
             log.warning(
                 "unexpected media format %s/%d/%d; treating it as 8 kHz μ-law",
@@ -210,14 +278,14 @@ class MediaStream:
             )
         params = start.custom_parameters
         record = CallRecord(
-            call_sid=start.call_sid,
+            call_sid=call_sid,
             stream_sid=start.stream_sid,
             path=self.path,
             agent=self.services.agent.name,
             caller=params.get("From", ""),
             called=params.get("To", ""),
         )
-        log.info("stream started (CallSid %s, StreamSid %s)", start.call_sid, start.stream_sid)
+        log.info("stream started (CallSid %s, StreamSid %s)", m.shown(call_sid), m.shown(start.stream_sid))
         self.services.registry.begin(record)
         settings = self.services.settings
         limits = CallLimits(
@@ -225,7 +293,6 @@ class MediaStream:
             silence_timeout_s=settings.caller_silence_timeout_s,
             draining=lambda: self.services.draining,
         )
-        self.services.admitted.pop(start.call_sid, None)
         assert self.services.stack is not None  # run_stream admits no stream while the models load
         self.session = CallSession(
             record,
@@ -237,12 +304,17 @@ class MediaStream:
             metrics=self.services.metrics,
         )
         self.services.metrics.active_calls.labels(self.path).inc()
+        self._started()
         self.session.start()
         self.session_started()
         return True
 
     async def close(self) -> None:
+        self._started()  # (or never will)
         await self.closing()
+        if self._slot is not None:
+            self.services.slots.release(self._slot)
+            self._slot = None
         if self.session is not None:
             await self.session.close(self.outcome)
             self.services.registry.end(self.session.record)
@@ -253,8 +325,9 @@ class MediaStream:
         self.sender.detach()
         if self.ws.client_state is WebSocketState.CONNECTED:
             try:
-                await self.ws.close(code=self.close_code, reason=self.close_reason)
-            except (RuntimeError, WebSocketDisconnect):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):  # a peer that reads nothing never takes the close
+                    await self.ws.close(code=self.close_code, reason=self.close_reason)
+            except (RuntimeError, WebSocketDisconnect, TimeoutError):
                 pass  # the peer went away while we were closing
 
 
@@ -269,8 +342,9 @@ class StreamCallControl:
     async def hang_up(self) -> None:
         if self._ws.client_state is WebSocketState.CONNECTED:
             try:
-                await self._ws.close(code=1000, reason="call ended")
-            except (RuntimeError, WebSocketDisconnect):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._ws.close(code=1000, reason="call ended")
+            except (RuntimeError, WebSocketDisconnect, TimeoutError):
                 pass
 
     async def transfer(self, to: str) -> None:

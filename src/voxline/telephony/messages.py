@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 import orjson
 
 MAX_FRAME_BYTES = 160 * 50  # one inbound media message is 20 ms (160 bytes); refuse anything absurd
+MAX_SID_CHARS = 64  # Twilio's SIDs are 34 characters (two letters and 32 hex digits)
+MAX_NAME_CHARS = 128  # a mark's name (ours, echoed), a protocol or version string
+MAX_PARAMETER_CHARS = 500  # Twilio: "the combined length of each name and value must be under 500 characters"
+MAX_PARAMETERS = 32
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
 class ProtocolError(ValueError):
@@ -75,11 +80,30 @@ def _obj(data: dict, key: str) -> dict:
     return value
 
 
-def _str(data: dict, key: str) -> str:
+def _str(data: dict, key: str, limit: int = MAX_SID_CHARS) -> str:
     value = data.get(key)
     if not isinstance(value, str):
         raise ProtocolError(f"'{key}' must be a string")
+    if len(value) > limit:
+        raise ProtocolError(f"'{key}' is longer than {limit} characters")
     return value
+
+
+def _parameters(params: dict) -> dict[str, str]:
+    """``customParameters``: at most 32, each name and value together under 500 characters."""
+    if len(params) > MAX_PARAMETERS:
+        raise ProtocolError(f"more than {MAX_PARAMETERS} custom parameters")
+    out = {str(k): str(v) for k, v in params.items()}
+    if any(len(k) + len(v) >= MAX_PARAMETER_CHARS for k, v in out.items()):
+        raise ProtocolError(f"a custom parameter's name and value are {MAX_PARAMETER_CHARS} characters or more")
+    return out
+
+
+def shown(value: object, limit: int = 64) -> str:
+    """A value from the network as it may appear in a log line: bounded, quoted and escaped, so
+    a client cannot write a long or forged line (newlines come out as \\n)."""
+    text = str(value)
+    return repr(text[:limit]) + ("…" if len(text) > limit else "")
 
 
 def _int(data: dict, key: str, default: int | None = None) -> int:
@@ -148,7 +172,10 @@ def _media_checked(data: dict) -> Media:
 
 def _other(data: dict, event: object) -> InboundMessage:
     if event == "connected":
-        return Connected(protocol=str(data.get("protocol", "")), version=str(data.get("version", "")))
+        return Connected(
+            protocol=str(data.get("protocol", ""))[:MAX_NAME_CHARS],
+            version=str(data.get("version", ""))[:MAX_NAME_CHARS],
+        )
     if event == "start":
         start = _obj(data, "start")
         fmt = start.get("mediaFormat") or {}
@@ -158,21 +185,24 @@ def _other(data: dict, event: object) -> InboundMessage:
         return Start(
             stream_sid=_str(start, "streamSid"),
             call_sid=_str(start, "callSid"),
-            account_sid=str(start.get("accountSid", "")),
-            tracks=[str(t) for t in start.get("tracks", ["inbound"])],
-            encoding=str(fmt.get("encoding", "audio/x-mulaw")),
+            account_sid=str(start.get("accountSid", ""))[:MAX_SID_CHARS],
+            tracks=[str(t)[:MAX_NAME_CHARS] for t in list(start.get("tracks", ["inbound"]))[:4]],
+            encoding=str(fmt.get("encoding", "audio/x-mulaw"))[:MAX_NAME_CHARS],
             sample_rate=_int(fmt, "sampleRate", 8000),
             channels=_int(fmt, "channels", 1),
-            custom_parameters={str(k): str(v) for k, v in params.items()},
+            custom_parameters=_parameters(params),
         )
     if event == "mark":
-        return Mark(stream_sid=_str(data, "streamSid"), name=_str(_obj(data, "mark"), "name"))
+        return Mark(stream_sid=_str(data, "streamSid"), name=_str(_obj(data, "mark"), "name", MAX_NAME_CHARS))
     if event == "dtmf":
-        return Dtmf(stream_sid=_str(data, "streamSid"), digit=_str(_obj(data, "dtmf"), "digit"))
+        digit = _obj(data, "dtmf").get("digit")
+        if not isinstance(digit, str) or digit not in DTMF_DIGITS:
+            raise ProtocolError(f"DTMF digit {shown(digit, 8)} is not one of 0-9, *, #, A-D")
+        return Dtmf(stream_sid=_str(data, "streamSid"), digit=digit)
     if event == "stop":
         stop = data["stop"] if isinstance(data.get("stop"), dict) else {}
-        return Stop(stream_sid=_str(data, "streamSid"), call_sid=str(stop.get("callSid", "")))
-    raise ProtocolError(f"unknown event {event!r}")
+        return Stop(stream_sid=_str(data, "streamSid"), call_sid=str(stop.get("callSid", ""))[:MAX_SID_CHARS])
+    raise ProtocolError(f"unknown event {shown(event, 32)}")
 
 
 def _dump(message: dict) -> str:

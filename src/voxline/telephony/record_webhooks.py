@@ -20,6 +20,7 @@ from voxline.engine.fallback import report_fallbacks_to
 from voxline.errors import ProviderError
 from voxline.llm.base import ChatMessage
 from voxline.llm.events import ToolCall
+from voxline.logs import Private
 from voxline.observability.metrics import Metrics
 from voxline.services import Services, ServicesDep
 from voxline.session.prompt import build_prompt
@@ -27,6 +28,7 @@ from voxline.session.records import CallRecord
 from voxline.session.responder import Responder, Stage
 from voxline.session.timeline import TurnRecord
 from voxline.telephony.admission import accepted_webhook, base_url, busy, phrase_url
+from voxline.telephony.messages import shown
 from voxline.telephony.recordings import RecordingUnavailable
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ async def voice(request: Request, services: ServicesDep) -> Response:
     if isinstance(params, Response):
         return params
     if services.draining:
-        log.warning("call %s turned away: shutting down", params.get("CallSid", "?"))
+        log.warning("call %s turned away: shutting down", shown(params.get("CallSid", "?")))
         return await busy(services, request)
     return await start_recorded_call(services, request, params)
 
@@ -86,7 +88,7 @@ async def voice(request: Request, services: ServicesDep) -> Response:
 async def start_recorded_call(services: Services, request: Request, params: dict[str, str]) -> Response:
     """The first answer of a recorded call: the greeting, then the first <Record>."""
     call_sid = params.get("CallSid", "")
-    log.info("incoming recorded call %s from %s", call_sid, params.get("From", "?"))
+    log.info("incoming recorded call %s from %s", shown(call_sid), Private(params.get("From", "?")))
     record = _record_for(services, params)
     if not await services.store.history(call_sid, fallback=record.history):
         greeting: list[ChatMessage] = [{"role": "assistant", "content": services.agent.greeting}]
@@ -100,6 +102,27 @@ async def recording(request: Request, services: ServicesDep) -> Response:
     params = await accepted_webhook(services, request)
     if isinstance(params, Response):
         return params
+    call_sid = params.get("CallSid", "")
+    if params.get("Digits") == "hangup":
+        known = services.registry.find(call_sid)
+        if known is None or known.ended_at is not None:
+            log.info("call %s: hang-up for a call that is not in progress; nothing to do", shown(call_sid))
+            return _xml(VoiceResponse())
+    event = params.get("RecordingSid") or params.get("RecordingUrl") or ""
+    if not event or params.get("Digits") == "hangup":
+        return await _recorded_turn(services, request, params)
+
+    async def answer() -> bytes:
+        return bytes((await _recorded_turn(services, request, params)).body)
+
+    body, replayed = await services.answered.answer(event, answer)
+    if replayed:
+        log.warning("call %s: recording %s was already answered; the same answer again", shown(call_sid), shown(event))
+    return Response(body, media_type="application/xml")
+
+
+async def _recorded_turn(services: Services, request: Request, params: dict[str, str]) -> Response:
+    """One recording: transcribe it, answer it, and record again (or end the call on hang-up)."""
     agent = services.agent
     call_sid = params.get("CallSid", "")
     record = _record_for(services, params)
@@ -139,7 +162,7 @@ async def recording(request: Request, services: ServicesDep) -> Response:
         _provider_failed(record, services.metrics, "stt", exc)
         return _play_then_record(services, request, await phrase_url(services, request, agent.apology))
     stages["stt"] = _ms(mark)
-    log.info("call %s: STT result (%.0f ms): %r", call_sid, stages["stt"], text)
+    log.info("call %s: STT result (%.0f ms): %r", call_sid, stages["stt"], Private(text))
     if not text:
         return _play_then_record(services, request, await phrase_url(services, request, agent.reprompt))
 
@@ -151,10 +174,10 @@ async def recording(request: Request, services: ServicesDep) -> Response:
     llm_ms = answered_ms if reply.generated_at is None else round((reply.generated_at - mark) * 1000, 1)
     stages["llm"], stages["tts"] = llm_ms, round(answered_ms - llm_ms, 1)
     spoken = " ".join(reply.texts)
-    log.info("call %s: reply (%.0f ms): %r", call_sid, _ms(mark), spoken)
+    log.info("call %s: reply (%.0f ms): %r", call_sid, _ms(mark), Private(spoken))
     if not reply.audio:
         return _play_then_record(services, request, await phrase_url(services, request, agent.reprompt))
-    token = services.audio.put(b"".join(reply.audio))
+    token = services.audio.put(b"".join(reply.audio), call_sid=call_sid)
     exchange: list[ChatMessage] = [{"role": "user", "content": text}, {"role": "assistant", "content": spoken}]
     record.history = [*history, *exchange]
     await services.store.append(call_sid, exchange)

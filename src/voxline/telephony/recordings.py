@@ -6,7 +6,10 @@ ready yet: a 404 (or a 5xx, or a dropped connection) is retried with a short bac
 
 Twilio may answer with a redirect to its media storage; it is followed, and aiohttp drops the
 ``Authorization`` header when a redirect leads to another origin, so the account's credentials
-only ever go to the host named in ``RecordingUrl``.
+only ever go to the host named in ``RecordingUrl``. That host must be Twilio's API (over https;
+``VOXLINE_RECORDING_URL_PREFIXES`` names others), so a forged webhook cannot make the server fetch
+from, and send the account's credentials to, anywhere else; and a recording larger than a
+``<Record>`` can make (``VOXLINE_RECORDING_MAX_BYTES``) is not read past that size.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from voxline.audio.pcm import TELEPHONY_RATE, resample
 from voxline.providers.http import RetryWindow
+from voxline.telephony.messages import shown
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +49,38 @@ def decode_wav(data: bytes) -> np.ndarray:
 
 
 class RecordingFetcher:
-    def __init__(self, client: aiohttp.ClientSession, account_sid: str, auth_token: str, window_s: float) -> None:
+    def __init__(
+        self,
+        client: aiohttp.ClientSession,
+        account_sid: str,
+        auth_token: str,
+        window_s: float,
+        allowed_prefixes: tuple[str, ...] = ("https://api.twilio.com/",),
+        max_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
         self._client = client
         self._headers = (
             {"Authorization": aiohttp.encode_basic_auth(account_sid, auth_token)} if account_sid and auth_token else {}
         )
         self._window_s = window_s
+        self._allowed = allowed_prefixes
+        self._max_bytes = max_bytes
+
+    async def _body(self, response: aiohttp.ClientResponse, url: str) -> bytes:
+        if (response.content_length or 0) > self._max_bytes:
+            raise RecordingUnavailable(f"{url} is {response.content_length} bytes, more than {self._max_bytes}")
+        data = await response.content.read(self._max_bytes + 1)
+        while len(data) <= self._max_bytes and (more := await response.content.read(self._max_bytes + 1 - len(data))):
+            data += more
+        if len(data) > self._max_bytes:
+            raise RecordingUnavailable(f"{url} is more than {self._max_bytes} bytes")
+        return data
 
     async def fetch(self, recording_url: str) -> np.ndarray:
+        if not recording_url.startswith(self._allowed):
+            raise RecordingUnavailable(
+                f"RecordingUrl {shown(recording_url, 120)} is not on an allowed host ({', '.join(self._allowed)})"
+            )
         url = recording_url + ".wav"
         window = RetryWindow(self._window_s, first_delay_s=0.1)
         attempt = 0
@@ -64,14 +92,14 @@ class RecordingFetcher:
                 timeout = aiohttp.ClientTimeout(total=None, connect=step_s, sock_read=step_s)
                 async with self._client.get(url, headers=self._headers, timeout=timeout) as response:
                     status = response.status
-                    data = await response.read() if status == 200 else b""
+                    data = await self._body(response, url) if status == 200 else b""
                 if status == 200:
                     return decode_wav(data)
                 problem = f"HTTP {status}"
                 if status not in RETRY_STATUS:
                     raise RecordingUnavailable(f"fetching {url}: {problem}")
             except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
-                raise RecordingUnavailable(f"RecordingUrl {recording_url!r} is not usable: {exc}") from None
+                raise RecordingUnavailable(f"RecordingUrl {shown(recording_url, 120)} is not usable: {exc}") from None
             except (TimeoutError, aiohttp.ClientError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if not window.allows_another():

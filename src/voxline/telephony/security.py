@@ -1,27 +1,33 @@
 """The public URL Twilio used, and ``X-Twilio-Signature`` checks for webhooks and the WebSocket.
 
 Twilio signs the exact URL it requested. Behind a proxy the server sees another one, so the
-public base comes from configuration first, then from X-Forwarded-Proto/X-Forwarded-Host, and
-only then from the Host header.
+public base comes from configuration first, then from X-Forwarded-Proto/X-Forwarded-Host when
+the request came from a configured proxy (anyone else could name any host in them), and only
+then from the Host header and the connection's own scheme.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from twilio.request_validator import RequestValidator
 
+from voxline.access.proxies import Network, is_trusted
 
-def public_base_url(configured: str, headers: Mapping[str, str], scheme: str) -> str:
-    """``https://host[:port]`` with no trailing slash."""
+
+def public_base_url(
+    configured: str, headers: Mapping[str, str], scheme: str, peer: str | None = None, proxies: Sequence[Network] = ()
+) -> str:
+    """``https://host[:port]`` with no trailing slash. ``scheme``: the connection's own (http,
+    https, ws, wss); ``peer``: the address the request came from."""
     if configured:
         return configured.rstrip("/")
-    proto = headers.get("x-forwarded-proto", "").split(",")[0].strip()
-    host = headers.get("x-forwarded-host", "").split(",")[0].strip()
-    if proto and host:
-        return f"{proto}://{host}"
-    host = host or headers.get("host", "localhost")
-    return f"{proto or scheme}://{host}"
+    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+    host = headers.get("host", "localhost")
+    if is_trusted(peer, proxies):
+        scheme = headers.get("x-forwarded-proto", "").split(",")[0].strip() or scheme
+        host = headers.get("x-forwarded-host", "").split(",")[0].strip() or host
+    return f"{scheme}://{host}"
 
 
 def websocket_url(base_url: str, path: str) -> str:

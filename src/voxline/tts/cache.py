@@ -4,8 +4,9 @@ Agents repeat themselves ("Sorry, could you say that again?", opening hours, the
 key is the engine (its name carries provider, model and voice), the language, the text and the
 output format; the value is the 8 kHz μ-law audio. Two levels: an LRU in memory bounded in bytes,
 and a content-addressed folder on disk (``data_dir/tts-cache/ab/abcdef….ulaw``) that survives
-restarts and is shared by the worker processes. Disk writes are atomic (a temporary file, then
-``os.replace``) and run off the event loop; a damaged or unreadable file is a miss.
+restarts and is shared by the worker processes, kept under a size and an age by ``prune_disk``.
+Disk writes are atomic (a temporary file, then ``os.replace``) and run off the event loop; a
+damaged or unreadable file is a miss.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -86,9 +88,35 @@ class AudioCache:
 
     def _read(self, key: str) -> bytes | None:
         try:
-            return self._path(key).read_bytes() or None
+            path = self._path(key)
+            audio = path.read_bytes() or None
+            os.utime(path)  # used: the disk sweep removes the least recently used first
+            return audio
         except OSError:
             return None
+
+    def prune_disk(self, max_bytes: int, max_age_s: float) -> int:
+        """Keep the disk folder under ``max_bytes`` and drop files unused for ``max_age_s``, least
+        recently used first; returns how many files were removed."""
+        if self.folder is None or not self.folder.is_dir():
+            return 0
+        files = []
+        for path in self.folder.glob("*/*.ulaw"):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                files.append((stat.st_mtime, stat.st_size, path))
+        files.sort()
+        total = sum(size for _, size, _ in files)
+        oldest_kept = time.time() - max_age_s
+        removed = 0
+        for mtime, size, path in files:
+            if mtime >= oldest_kept and total <= max_bytes:
+                break
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+            total -= size
+        return removed
 
     def _write(self, key: str, audio: bytes) -> None:
         path = self._path(key)
