@@ -29,6 +29,7 @@ from voxline.store import CallStore
 from voxline.telephony.media_stream import media_stream
 from voxline.telephony.record_webhooks import router as record_router
 from voxline.telephony.recordings import RecordingFetcher
+from voxline.telephony.rest import TwilioRest
 from voxline.telephony.security import SignatureChecker
 from voxline.telephony.webhooks import router as webhook_router
 from voxline.web import install as install_web
@@ -86,6 +87,9 @@ def open_http(services: Services) -> None:
         recording_prefixes(settings),
         settings.recording_max_bytes,
     )
+    token = settings.twilio_auth_token.get_secret_value()
+    if settings.twilio_account_sid and token:
+        services.rest = TwilioRest(settings.twilio_account_sid, token, settings.twilio_api_base_url)
 
 
 def create_app(settings: Settings | None = None, stack: VoiceStack | None = None) -> FastAPI:
@@ -112,6 +116,8 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
                 await task
         stop_gc_watch()
         await services.http.close()
+        if services.rest is not None:
+            await services.rest.close()
         services.metrics.tracer.shutdown()
         await services.store.stop(STORE_FLUSH_S)
         if services.stack is not None and stack is None:

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
 
     twilio_account_sid: str = Field(default="", validation_alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: SecretStr = Field(default=SecretStr(""), validation_alias="TWILIO_AUTH_TOKEN")
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com",
+        validation_alias="TWILIO_API_BASE_URL",
+        description="Twilio's REST API (a local stand-in for tests).",
+    )
     api_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for /api; the API is off when empty.")
     metrics_token: SecretStr = Field(
         default=SecretStr(""), description="Bearer token Prometheus must send for /metrics; open when empty."

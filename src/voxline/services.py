@@ -25,6 +25,7 @@ from voxline.store import CallStore
 
 if TYPE_CHECKING:  # made by the application (``voxline.app``), which composes the parts
     from voxline.telephony.recordings import RecordingFetcher
+    from voxline.telephony.rest import TwilioRest
     from voxline.telephony.security import SignatureChecker
 
 
@@ -41,6 +42,7 @@ class Services:
     # its loop, and ``create_services`` may run before any loop does): see ``open_http``.
     http: aiohttp.ClientSession = field(init=False)
     fetcher: RecordingFetcher = field(init=False)
+    rest: TwilioRest | None = field(init=False, default=None)  # with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN
     registry: CallRegistry = field(default_factory=CallRegistry)
     metrics: Metrics = field(default_factory=Metrics)
     stack: VoiceStack | None = None

@@ -38,6 +38,7 @@ from voxline.observability.metrics import Metrics
 from voxline.playout.line import Line
 from voxline.playout.pacer import FirstFrameSent, Pacer, Piece
 from voxline.session.control import CallControl, CallControlUnavailable, NoCallControl
+from voxline.session.farewell import is_farewell
 from voxline.session.inbox import EarlyTextReady, FallbackUsed, Inbox, ProviderEndOfSpeech, SessionEvent, Stop
 from voxline.session.listener import EarlyText, Listener
 from voxline.session.prompt import build_prompt
@@ -300,10 +301,27 @@ class CallSession:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(GOODBYE_WAIT_S):
                 await goodbye.wait()
+        await self._hang_up()
+
+    async def _hang_up(self) -> None:
         try:
             await self._control.hang_up()
         except CallControlUnavailable as exc:
             self.log.warning("could not hang up: %s", exc)
+            return
+        self.record.event("hung-up")
+
+    async def _hang_up_once_heard(self, goodbye: Reply) -> None:
+        """The caller said goodbye and the agent answered with its own: once that is heard (its
+        mark echoed), the call ends; if the caller spoke over it, the call goes on."""
+        ended: ReplyState | None = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GOODBYE_WAIT_S):
+                ended = await goodbye.wait()
+        if ended is ReplyState.DONE and not self._ending:  # done: every piece's mark came back
+            self._ending = True
+            self.log.info("ending the call: the caller said goodbye")
+            await self._hang_up()
 
     # -- inbound ---------------------------------------------------------------------------------
     def on_audio(self, ulaw: bytes) -> None:
@@ -650,8 +668,14 @@ class CallSession:
         await self._respond(reply)
 
     async def _respond(self, reply: Reply) -> None:
-        """The LLM's answer to ``reply.caller_text``, spoken clause by clause."""
+        """The LLM's answer to ``reply.caller_text``, spoken clause by clause (to a goodbye, the
+        agent's own goodbye, and then the call ends)."""
         assert reply.timeline is not None
+        if is_farewell(reply.caller_text):
+            self.log.info("the caller said goodbye")
+            await self._speak_fixed(reply, [(self._agent.goodbye, None)])
+            self._spawn(self._hang_up_once_heard(reply), "hang-up")
+            return
         messages = self._prompt(reply.caller_text)
         self.log.info("LLM streaming (%d messages)", len(messages))
         speech = reply.open_speech()

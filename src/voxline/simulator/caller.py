@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import secrets
@@ -218,6 +217,7 @@ class SimulatedCall:
         self._clock = time.monotonic
         self.max_send_lateness_s = 0.0  # how late this simulator sent a frame (its own overload)
         self.hang_up_at: float | None = None  # monotonic time after which no new turn is started
+        self._ended_by_twilio = asyncio.Event()
 
     # -- the webhook -----------------------------------------------------------------------------
     async def answer(self, client: httpx.AsyncClient) -> tuple[str, str, dict[str, str]]:
@@ -479,8 +479,13 @@ class SimulatedCall:
                     if greeting_audible is None:
                         greeting_audible = playback.first_audible_after(self._started)
                 if linger_s:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._closed.wait(), linger_s)
+                    ended = [
+                        asyncio.ensure_future(self._closed.wait()),
+                        asyncio.ensure_future(self._ended_by_twilio.wait()),
+                    ]
+                    await asyncio.wait(ended, timeout=linger_s, return_when=asyncio.FIRST_COMPLETED)
+                    for waiting in ended:
+                        waiting.cancel()
                 if self._closed.is_set():
                     await asyncio.sleep(max(0.0, playback.ends_at - self._clock()))  # let queued audio play out
                 else:
@@ -514,6 +519,12 @@ class SimulatedCall:
             close_code=self._close_code(ws),
             messages_received=dict(self._counts),
         )
+
+    def end_call(self) -> None:
+        """What Twilio does to the stream when the call is ended over REST: no more turns, then
+        ``stop`` and the socket closed."""
+        self.hang_up_at = self._clock()
+        self._ended_by_twilio.set()
 
     async def _play_turn(self, turn: CallerTurn, playback: PlaybackBuffer) -> TurnResult:
         if turn.barge_in_after_s is not None:

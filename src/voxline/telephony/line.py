@@ -34,7 +34,9 @@ class SocketSender:
         self._direct = send_text
 
     def detach(self) -> None:
+        """The stream is over: no more direct sends, and no link back to the stream (no cycle)."""
         self._direct = None
+        self._on_stuck = None
 
     async def send(self, text: str) -> None:
         if self.stuck:

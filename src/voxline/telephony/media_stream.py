@@ -22,11 +22,12 @@ from voxline.access.credentials import PARAMETER
 from voxline.access.proxies import client_address
 from voxline.services import Services, ServicesDep
 from voxline.session.call import CallLimits, CallSession
-from voxline.session.control import CallControlUnavailable
+from voxline.session.control import CallControl, CallControlUnavailable
 from voxline.session.records import CallRecord
 from voxline.telephony import messages as m
 from voxline.telephony.direct_socket import DIRECT
 from voxline.telephony.line import SocketSender, TwilioLine
+from voxline.telephony.rest import RestCallControl
 from voxline.telephony.security import public_base_url, websocket_url
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,15 @@ class MediaStream:
         self._slot: str | None = None  # the CallSid whose place this stream holds
         self.unstarted_client: str | None = None  # counted as unstarted for this client until 'start'
         self.serving: asyncio.Task | None = None  # the task that serves this socket (run_stream's)
+
+    def call_control(self, call_sid: str, our_number: str) -> CallControl:
+        """Twilio's REST API on the live call when configured (hanging up ends the call itself),
+        else the stream alone (closing it ends ``<Connect>``, and so the call)."""
+        stream_control = StreamCallControl(self.ws)
+        rest = self.services.rest
+        if rest is None:
+            return stream_control
+        return RestCallControl(rest, call_sid, caller_id=our_number, fallback=stream_control)
 
     def start_overdue(self, serving: asyncio.Task) -> None:
         """No valid ``start`` in time: the socket is closed (1008)."""
@@ -299,7 +309,7 @@ class MediaStream:
             self.services.agent,
             self.services.stack,
             TwilioLine(start.stream_sid, self.sender.send),
-            control=StreamCallControl(self.ws),
+            control=self.call_control(call_sid, start.custom_parameters.get("To", "")),
             limits=limits,
             metrics=self.services.metrics,
         )
@@ -322,6 +332,7 @@ class MediaStream:
             self.services.metrics.calls.labels(self.path, self.session.record.outcome).inc()
             self.session = None
         self._direct = None
+        self.serving = None  # the task that ran this stream points back at it
         self.sender.detach()
         if self.ws.client_state is WebSocketState.CONNECTED:
             try:

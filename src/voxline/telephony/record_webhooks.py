@@ -23,6 +23,7 @@ from voxline.llm.events import ToolCall
 from voxline.logs import Private
 from voxline.observability.metrics import Metrics
 from voxline.services import Services, ServicesDep
+from voxline.session.farewell import is_farewell
 from voxline.session.prompt import build_prompt
 from voxline.session.records import CallRecord
 from voxline.session.responder import Responder, Stage
@@ -128,11 +129,7 @@ async def _recorded_turn(services: Services, request: Request, params: dict[str,
     record = _record_for(services, params)
     if params.get("Digits") == "hangup":
         log.info("call %s: the caller hung up", call_sid)
-        record.outcome, record.ended_at = "completed", time.time()
-        record.history = await services.store.history(call_sid, fallback=record.history)
-        services.registry.end(record)
-        services.metrics.active_calls.labels("recording").dec()
-        services.metrics.calls.labels("recording", "completed").inc()
+        await _end_recorded_call(services, record)
         return _xml(VoiceResponse())
 
     started = time.monotonic()
@@ -165,6 +162,27 @@ async def _recorded_turn(services: Services, request: Request, params: dict[str,
     log.info("call %s: STT result (%.0f ms): %r", call_sid, stages["stt"], Private(text))
     if not text:
         return _play_then_record(services, request, await phrase_url(services, request, agent.reprompt))
+    if is_farewell(text):  # the agent's goodbye, then <Hangup/>: no further <Record>
+        log.info("call %s: the caller said goodbye", call_sid)
+        history = await services.store.history(call_sid, fallback=record.history)
+        goodbye = TurnRecord(
+            index=sum(1 for m in history if m["role"] == "user") + 1,
+            caller_text=text,
+            agent_text=agent.goodbye,
+            heard_text=agent.goodbye,
+            stages_ms=stages,
+            language=agent.language,
+        )
+        record.add_turn(goodbye, started_at=turn_started_at)
+        await services.store.append(
+            call_sid, [{"role": "user", "content": text}, {"role": "assistant", "content": agent.goodbye}]
+        )
+        response = VoiceResponse()
+        response.play(await phrase_url(services, request, agent.goodbye))
+        response.hangup()  # Twilio calls back no more: the call ends here
+        record.event("hung-up")
+        await _end_recorded_call(services, record)
+        return _xml(response)
 
     mark = time.monotonic()
     history = await services.store.history(call_sid, fallback=record.history)
@@ -201,6 +219,14 @@ async def _recorded_turn(services: Services, request: Request, params: dict[str,
     log.info("call %s: stages %s", call_sid, stages)
     log.info("call %s: Total Processing Time %.0f ms", call_sid, total_ms)
     return _play_then_record(services, request, f"{base_url(services, request)}/audio/{token}.wav")
+
+
+async def _end_recorded_call(services: Services, record: CallRecord) -> None:
+    record.outcome, record.ended_at = "completed", time.time()
+    record.history = await services.store.history(record.call_sid, fallback=record.history)
+    services.registry.end(record)
+    services.metrics.active_calls.labels("recording").dec()
+    services.metrics.calls.labels("recording", "completed").inc()
 
 
 class _WholeReply:

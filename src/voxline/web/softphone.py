@@ -26,8 +26,9 @@ from fastapi.responses import PlainTextResponse
 from starlette.websockets import WebSocket
 
 from voxline.services import Services, ServicesDep
+from voxline.session.control import CallControl
 from voxline.telephony import messages as m
-from voxline.telephony.media_stream import MediaStream, run_stream
+from voxline.telephony.media_stream import MediaStream, StreamCallControl, run_stream
 from voxline.web.pages import api_token_set, softphone_enabled
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,10 @@ class SoftphoneStream(MediaStream):
     def __init__(self, ws: WebSocket, services: Services) -> None:
         super().__init__(ws, services)
         self._reporter: asyncio.Task | None = None
+
+    def call_control(self, call_sid: str, our_number: str) -> CallControl:
+        """A browser call is not a Twilio call: ending it closes the socket."""
+        return StreamCallControl(self.ws)
 
     def refusal(self, start: m.Start) -> str | None:
         expected = self.services.settings.api_token.get_secret_value()
