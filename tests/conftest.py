@@ -161,11 +161,14 @@ def make_server(server, tmp_path):
 
     def make(stack=None, asgi_websockets: bool = False, send_buffer: int | None = None, **overrides) -> RunningServer:
         settings = Settings(
-            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-            api_token=API_TOKEN,
-            data_dir=tmp_path / f"data{len(started)}",
-            **{"recording_url_prefixes": LOOPBACK_RECORDINGS, **overrides},
+            **{
+                "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+                "api_token": API_TOKEN,
+                "data_dir": tmp_path / f"data{len(started)}",
+                "recording_url_prefixes": LOOPBACK_RECORDINGS,
+                **overrides,
+            }
         )
         running = RunningServer(
             settings, stack=stack or server.services.stack, asgi_websockets=asgi_websockets, send_buffer=send_buffer

@@ -114,3 +114,100 @@ async def test_on_the_recording_path_a_goodbye_is_answered_with_hangup(server, p
     record = await server.wait_record_closed(result.call_sid)
     assert record.outcome == "completed" and "hung-up" in [e["kind"] for e in record.events]
     assert [t.agent_text for t in record.turns] == [server.services.agent.goodbye]
+
+
+# Transfer to a person
+
+
+def transfer_agent(tmp_path, number: str = "+15005550009"):
+    from importlib import resources
+
+    text = resources.files("voxline.agents").joinpath("front_desk.toml").read_text(encoding="utf-8")
+    path = tmp_path / "with-transfer.toml"
+    path.write_text(text + f'\n[transfer]\nnumber = "{number}"\ntimeout_s = 15\n', encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("Can I speak to a person, please?", True),
+        ("Transfer me to the receptionist.", True),
+        ("Operator!", True),
+        ("मुझे किसी इंसान से बात करनी है", True),
+        ("I need someone to look at my tooth.", False),
+        ("Can someone call me back tomorrow?", False),
+    ],
+)
+def test_what_counts_as_asking_for_a_person(text: str, asks: bool) -> None:
+    from voxline.session.handoff import wants_a_person
+
+    assert wants_a_person(text) is asks
+
+
+async def test_a_caller_who_asks_for_a_person_hears_the_hand_off_then_is_dialled_through(make_server, tmp_path):
+    """The caller's words are synthetic (the embedded TTS): no recording of this request exists."""
+    from voxline.simulator.voices import speech_from_text
+
+    async with FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+        server = make_server(twilio_api_base_url=twilio.url, agent_file=transfer_agent(tmp_path))
+        call = SimulatedCall(server.url, AUTH_TOKEN)
+        twilio.add_call(call.call_sid)
+        redirected: list[tuple[float, str]] = []
+
+        def twilio_runs_the_new_twiml(call_sid: str, twiml: str) -> None:
+            redirected.append((time.monotonic(), twiml))
+            call.end_call()  # the call leaves <Connect>: its stream stops
+
+        twilio.on_redirect = twilio_runs_the_new_twiml
+        speech = speech_from_text("Can I speak to a person, please?")
+        result = await call.run([CallerTurn("a person", speech)], linger_s=15)
+    [(at, twiml)] = redirected
+    assert f'<Dial action="{server.url}/voice/transfer-status"' in twiml
+    assert 'callerId="+15005550001"' in twiml and "<Number>+15005550009</Number>" in twiml
+    assert at >= result.playback.ends_at - 0.05  # only once the hand-off phrase was heard
+    heard = server.transcribe(result.heard(since=result.turns[0].speech_end))
+    assert {"colleague", "moment"} & words(heard), heard
+    record = await server.wait_record_closed(call.call_sid)
+    assert record.outcome == "transferred"
+    assert [e.get("outcome") for e in record.events if e["kind"] == "transfer"] == ["dialling"]
+
+    # Nobody answers: Twilio reports it, the caller hears the no-answer phrase and leaves a message.
+    import httpx
+
+    from voxline.simulator.recorded_call import RecordingServer
+    from voxline.telephony.security import sign
+
+    async def post(client, path: str, params: dict[str, str]) -> str:
+        url = server.url + path
+        answer = await client.post(url, data=params, headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url, params)})
+        answer.raise_for_status()
+        return answer.text
+
+    base = {"CallSid": call.call_sid, "AccountSid": ACCOUNT_SID, "From": call.caller, "To": call.called}
+    async with RecordingServer(ACCOUNT_SID, AUTH_TOKEN) as recordings, httpx.AsyncClient(timeout=60) as client:
+        status = await post(client, "/voice/transfer-status", {**base, "DialCallStatus": "no-answer"})
+        assert "<Play>" in status and f'<Record action="{server.url}/voice/message"' in status
+        url = recordings.add(speech_from_text("Please call me back about my appointment."))
+        params = {**base, "RecordingUrl": url, "RecordingSid": "RE" + "7" * 32, "RecordingDuration": "3"}
+        thanks = await post(client, "/voice/message", params)
+        assert "<Hangup />" in thanks
+        assert await post(client, "/voice/message", params) == thanks  # a replay: the same, kept once
+    outcomes = [(e["kind"], e.get("outcome")) for e in record.events if e["kind"] in ("transfer", "message")]
+    assert outcomes == [("transfer", "dialling"), ("transfer", "no-answer"), ("message", None)]
+    [message] = [e for e in record.events if e["kind"] == "message"]
+    assert {"call", "back", "appointment"} <= words(message["text"]), message
+
+
+async def test_without_the_rest_api_a_transfer_request_is_apologised_for_and_the_call_goes_on(make_server, tmp_path):
+    from voxline.simulator.voices import speech_from_text
+
+    server = make_server(agent_file=transfer_agent(tmp_path), TWILIO_ACCOUNT_SID="")
+    call = SimulatedCall(server.url, AUTH_TOKEN)
+    result = await call.run([CallerTurn("a person", speech_from_text("Can I speak to a person, please?"))], linger_s=8)
+    record = await server.wait_record_closed(call.call_sid)
+    assert [e.get("outcome") for e in record.events if e["kind"] == "transfer"] == ["unavailable"]
+    assert record.outcome == "completed"
+    transfer = server.services.agent.transfer
+    assert [t.heard_text for t in record.turns] == [transfer.phrase, transfer.unavailable]  # both heard in full
+    assert result.messages_received.get("clear") is None

@@ -31,6 +31,7 @@ from voxline.telephony.record_webhooks import router as record_router
 from voxline.telephony.recordings import RecordingFetcher
 from voxline.telephony.rest import TwilioRest
 from voxline.telephony.security import SignatureChecker
+from voxline.telephony.transfer_webhooks import router as transfer_router
 from voxline.telephony.webhooks import router as webhook_router
 from voxline.web import install as install_web
 
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
     app.state.services = services
     app.include_router(webhook_router)
     app.include_router(record_router)
+    app.include_router(transfer_router)
     app.include_router(api_router)
     app.add_api_websocket_route("/media-stream", media_stream)
     install_web(app)  # /phone, /phone-stream, /dashboard and their static files

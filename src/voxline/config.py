@@ -352,6 +352,25 @@ class LanguageSettings(BaseModel):
     voice: VoiceSettings = VoiceSettings()
 
 
+class TransferSettings(BaseModel):
+    """``[transfer]``: handing the caller to a person (needs Twilio's REST API on the call)."""
+
+    number: str = Field(default="", description="Who takes the call, E.164 (or a SIP address); '' : no transfers.")
+    phrase: str = Field(default="Let me put you through to a colleague. One moment, please.")
+    caller_id: str = Field(default="", description="The number the person sees; '' : the number the caller dialled.")
+    timeout_s: int = Field(default=20, ge=5, le=600, description="How long the person's phone rings.")
+    no_answer: str = Field(
+        default="Sorry, nobody can take your call right now. Please leave a message after the tone.",
+        description="Said when nobody answers (busy, no answer, failed); then the caller's message is recorded.",
+    )
+    message_max_s: int = Field(default=60, ge=5, le=600, description="Longest message recorded.")
+    thanks: str = Field(default="Thank you, we will call you back. Goodbye.", description="Said after the message.")
+    unavailable: str = Field(
+        default="Sorry, I can't put you through right now. Is there anything else I can help you with?",
+        description="Said when the call cannot be handed over (no REST API, or it failed); the call goes on.",
+    )
+
+
 class AgentConfig(BaseModel):
     """Who answers the phone. Loaded from a TOML file."""
 
@@ -377,6 +396,7 @@ class AgentConfig(BaseModel):
     pace_ahead_ms: int = Field(
         default=200, ge=20, le=2000, description="How far outbound audio may run ahead of real time."
     )
+    transfer: TransferSettings = TransferSettings()
 
 
 def effective_agent(agent: AgentConfig, settings: Settings) -> AgentConfig:

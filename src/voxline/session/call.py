@@ -39,6 +39,7 @@ from voxline.playout.line import Line
 from voxline.playout.pacer import FirstFrameSent, Pacer, Piece
 from voxline.session.control import CallControl, CallControlUnavailable, NoCallControl
 from voxline.session.farewell import is_farewell
+from voxline.session.handoff import wants_a_person
 from voxline.session.inbox import EarlyTextReady, FallbackUsed, Inbox, ProviderEndOfSpeech, SessionEvent, Stop
 from voxline.session.listener import EarlyText, Listener
 from voxline.session.prompt import build_prompt
@@ -310,6 +311,30 @@ class CallSession:
             self.log.warning("could not hang up: %s", exc)
             return
         self.record.event("hung-up")
+
+    async def _transfer_once_heard(self, handoff: Reply) -> None:
+        """Once the hand-off phrase is heard, the call goes to the person in the agent file (over
+        Twilio's REST API: the stream then ends, and what happens next is reported to
+        ``/voice/transfer-status``). If that cannot be done, the agent says so and the call goes on."""
+        ended: ReplyState | None = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GOODBYE_WAIT_S):
+                ended = await handoff.wait()
+        if ended is not ReplyState.DONE or self._ending:
+            return
+        to = self._agent.transfer.number
+        self._ending = True
+        try:
+            await self._control.transfer(to)
+        except CallControlUnavailable as exc:
+            self._ending = False
+            self.log.warning("could not transfer the call: %s", exc)
+            self.record.event("transfer", to=to, outcome="unavailable", message=str(exc)[:200])
+            self._say([(self._agent.transfer.unavailable, None)], remember=True)
+            return
+        self.log.info("the call was handed over to %s", Private(to))
+        self.record.outcome = "transferred"
+        self.record.event("transfer", to=to, outcome="dialling")
 
     async def _hang_up_once_heard(self, goodbye: Reply) -> None:
         """The caller said goodbye and the agent answered with its own: once that is heard (its
@@ -675,6 +700,11 @@ class CallSession:
             self.log.info("the caller said goodbye")
             await self._speak_fixed(reply, [(self._agent.goodbye, None)])
             self._spawn(self._hang_up_once_heard(reply), "hang-up")
+            return
+        if self._agent.transfer.number and wants_a_person(reply.caller_text):
+            self.log.info("the caller asked for a person")
+            await self._speak_fixed(reply, [(self._agent.transfer.phrase, None)])
+            self._spawn(self._transfer_once_heard(reply), "transfer")
             return
         messages = self._prompt(reply.caller_text)
         self.log.info("LLM streaming (%d messages)", len(messages))

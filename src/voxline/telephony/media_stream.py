@@ -115,7 +115,19 @@ class MediaStream:
         rest = self.services.rest
         if rest is None:
             return stream_control
-        return RestCallControl(rest, call_sid, caller_id=our_number, fallback=stream_control)
+        services, transfer = self.services, self.services.agent.transfer
+        peer = self.ws.client.host if self.ws.client else None
+        base = public_base_url(
+            services.settings.public_url, self.ws.headers, self.ws.url.scheme, peer, services.proxies
+        )
+        return RestCallControl(
+            rest,
+            call_sid,
+            caller_id=transfer.caller_id or our_number,
+            fallback=stream_control,
+            dial_timeout_s=transfer.timeout_s,
+            status_url=f"{base}/voice/transfer-status",
+        )
 
     def start_overdue(self, serving: asyncio.Task) -> None:
         """No valid ``start`` in time: the socket is closed (1008)."""

@@ -57,11 +57,17 @@ class TwilioRest:
             await self._http.close()
 
 
-def dial_twiml(to: str, caller_id: str = "", timeout_s: int = 20) -> str:
-    """``<Dial>`` the person; when nobody answers, the call ends (the agent is not called back yet)."""
+def dial_twiml(to: str, caller_id: str = "", timeout_s: int = 20, action: str = "") -> str:
+    """``<Dial>`` the person; when the dialled leg ends (answered and done, busy, no answer),
+    Twilio posts ``DialCallStatus`` to ``action``, whose TwiML the caller hears next."""
     response = VoiceResponse()
-    dial = Dial(caller_id=caller_id or None, timeout=timeout_s)
-    dial.number(to)
+    dial = Dial(
+        caller_id=caller_id or None, timeout=timeout_s, action=action or None, method="POST" if action else None
+    )
+    if to.startswith("sip:"):
+        dial.sip(to)
+    else:
+        dial.number(to)
     response.append(dial)
     return str(response)
 
@@ -70,12 +76,20 @@ class RestCallControl:
     """``CallControl`` over Twilio's REST API for one call."""
 
     def __init__(
-        self, rest: TwilioRest, call_sid: str, caller_id: str = "", fallback: CallControl | None = None
+        self,
+        rest: TwilioRest,
+        call_sid: str,
+        caller_id: str = "",
+        fallback: CallControl | None = None,
+        dial_timeout_s: int = 20,
+        status_url: str = "",
     ) -> None:
         self._rest = rest
         self._call_sid = call_sid
         self._caller_id = caller_id
         self._fallback = fallback
+        self._dial_timeout_s = dial_timeout_s
+        self._status_url = status_url  # where Twilio reports how the transfer went
 
     async def hang_up(self) -> None:
         """``Status=completed``; if the API cannot be reached, the fallback (closing the stream)."""
@@ -88,7 +102,9 @@ class RestCallControl:
             await self._fallback.hang_up()
 
     async def transfer(self, to: str) -> None:
-        await self._rest.redirect(self._call_sid, dial_twiml(to, self._caller_id))
+        twiml = dial_twiml(to, self._caller_id, self._dial_timeout_s, self._status_url)
+        if not await self._rest.redirect(self._call_sid, twiml):
+            raise CallControlUnavailable("the call has already ended")
 
     async def send_digits(self, digits: str) -> None:
         raise CallControlUnavailable("sending digits on a live stream is not supported yet")
