@@ -132,6 +132,27 @@ ACCOUNT_SID = "AC" + "0" * 32
 LOOPBACK_RECORDINGS = "http://127.0.0.1:"  # the simulator's stand-in for Twilio's recordings API
 
 
+def twilio_start(call_sid: str, stream_sid: str, credential: str | None = None, **parameters: str) -> str:
+    """A ``start`` message as Twilio sends it for a call its voice webhook admitted: the webhook's
+    stream credential among the custom parameters (``credential=""`` leaves it out)."""
+    import json
+
+    from voxline.access.credentials import PARAMETER, StreamCredentials
+
+    if credential is None:
+        credential = StreamCredentials(AUTH_TOKEN).issue(call_sid)
+    custom = {PARAMETER: credential, **parameters} if credential else dict(parameters)
+    start = {
+        "accountSid": ACCOUNT_SID,
+        "streamSid": stream_sid,
+        "callSid": call_sid,
+        "tracks": ["inbound"],
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        "customParameters": custom,
+    }
+    return json.dumps({"event": "start", "sequenceNumber": "1", "start": start, "streamSid": stream_sid})
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     from voxline.config import Settings

@@ -10,8 +10,7 @@ import httpx
 import pytest
 import websockets
 
-from conftest import AUTH_TOKEN
-from voxline.access.credentials import PARAMETER, StreamCredentials
+from conftest import AUTH_TOKEN, twilio_start
 from voxline.simulator.caller import CallerTurn, SimulatedCall
 from voxline.simulator.voices import speech_from_wav
 from voxline.telephony.security import sign
@@ -27,22 +26,7 @@ def new_call_sid() -> str:
 
 
 def start_message(stream_sid: str = STREAM, call_sid: str = CALL) -> str:
-    """A ``start`` as Twilio sends it for a call the voice webhook admitted (with its credential)."""
-    return json.dumps(
-        {
-            "event": "start",
-            "sequenceNumber": "1",
-            "streamSid": stream_sid,
-            "start": {
-                "accountSid": "AC" + "3" * 32,
-                "streamSid": stream_sid,
-                "callSid": call_sid,
-                "tracks": ["inbound"],
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": {PARAMETER: StreamCredentials(AUTH_TOKEN).issue(call_sid)},
-            },
-        }
-    )
+    return twilio_start(call_sid, stream_sid)
 
 
 def ws_url(server) -> str:

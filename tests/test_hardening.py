@@ -16,7 +16,7 @@ import httpx
 import pytest
 import websockets
 
-from conftest import AUTH_TOKEN
+from conftest import AUTH_TOKEN, twilio_start
 from voxline.access.credentials import PARAMETER, StreamCredentials
 from voxline.session.records import MAX_EVENTS, CallRecord
 from voxline.simulator.caller import SimulatedCall
@@ -45,24 +45,7 @@ async def webhook(url: str, call_sid: str) -> list[str]:
 def start_message(
     call_sid: str, stream_sid: str = "MZ" + "f" * 32, credential: str | None = None, **params: str
 ) -> str:
-    """A ``start`` as Twilio sends it; the credential is the one a voice webhook would have issued."""
-    if credential is None:
-        credential = StreamCredentials(AUTH_TOKEN).issue(call_sid)
-    return json.dumps(
-        {
-            "event": "start",
-            "sequenceNumber": "1",
-            "start": {
-                "accountSid": "AC" + "0" * 32,
-                "streamSid": stream_sid,
-                "callSid": call_sid,
-                "tracks": ["inbound"],
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": {"From": FROM, "To": TO, PARAMETER: credential, **params},
-            },
-            "streamSid": stream_sid,
-        }
-    )
+    return twilio_start(call_sid, stream_sid, credential, From=FROM, To=TO, **params)
 
 
 def stream_url(server) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
@@ -17,7 +16,7 @@ import httpx
 import pytest
 import websockets
 
-from conftest import AUTH_TOKEN, free_port
+from conftest import AUTH_TOKEN, free_port, twilio_start
 from voxline.simulator.caller import CallerTurn, SimulatedCall, wait_until_ready
 from voxline.simulator.voices import speech_from_wav
 from voxline.telephony.security import sign
@@ -41,21 +40,6 @@ async def post_webhook(url: str, call_sid: str, path: str = "/voice-stream") -> 
     return response.text
 
 
-def start_message(call_sid: str) -> str:
-    from voxline.access.credentials import PARAMETER, StreamCredentials
-
-    stream_sid = "MZ" + "9" * 32
-    start = {
-        "accountSid": "AC" + "0" * 32,
-        "streamSid": stream_sid,
-        "callSid": call_sid,
-        "tracks": ["inbound"],
-        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-        "customParameters": {PARAMETER: StreamCredentials(AUTH_TOKEN).issue(call_sid)},
-    }
-    return json.dumps({"event": "start", "sequenceNumber": "1", "start": start, "streamSid": stream_sid})
-
-
 async def test_over_capacity_callers_hear_busy_and_are_hung_up(make_server):
     server = make_server(max_calls=1)
     first = await post_webhook(server.url, "CA" + "1" * 32)
@@ -70,7 +54,7 @@ async def test_over_capacity_callers_hear_busy_and_are_hung_up(make_server):
     # a stream for a call admitted elsewhere (a valid credential, no place here) cannot get past the limit either
     ws_url = server.url.replace("http", "ws", 1) + "/media-stream"
     async with websockets.connect(ws_url, additional_headers={"X-Twilio-Signature": sign(AUTH_TOKEN, ws_url)}) as ws:
-        await ws.send(start_message("CA" + "9" * 32))
+        await ws.send(twilio_start("CA" + "9" * 32, "MZ" + "9" * 32))
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1013
