@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import ClassVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -36,6 +37,7 @@ MAX_BAD_MESSAGES = 50
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 CLOSE_TIMEOUT_S = 2.0
+SEND_CHECK_S = 1.0
 
 
 async def media_stream(ws: WebSocket, services: ServicesDep) -> None:
@@ -77,6 +79,7 @@ async def run_stream(stream: MediaStream) -> None:
     overdue = asyncio.get_running_loop().call_later(
         services.settings.stream_start_timeout_s, stream.start_overdue, serving
     )
+    watching = asyncio.create_task(_watch_sends(stream.sender), name="media-stream-sends")
     try:
         await serving
     except asyncio.CancelledError:
@@ -85,7 +88,16 @@ async def run_stream(stream: MediaStream) -> None:
             raise  # this coroutine itself is being cancelled
     finally:
         overdue.cancel()
+        watching.cancel()
         await stream.close()
+
+
+async def _watch_sends(sender: SocketSender) -> None:
+    """Once a second: has a send waited too long (the peer stopped reading)?"""
+    while True:
+        await asyncio.sleep(SEND_CHECK_S)
+        if sender.check_stuck(time.monotonic()):
+            return
 
 
 class MediaStream:
