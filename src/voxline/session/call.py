@@ -298,11 +298,16 @@ class CallSession:
         self.record.event("ended-by-server", reason=reason)
         self.record.outcome = reason
         self._interrupt(EndReason.SERVER)
-        goodbye = self._say([(self._agent.goodbye, None)])
+        await self._heard(self._say([(self._agent.goodbye, None)]))
+        await self._hang_up()
+
+    async def _heard(self, reply: Reply) -> bool:
+        """Waits (at most ``GOODBYE_WAIT_S``) until ``reply`` ends; whether it was heard in full
+        (DONE: every piece's mark came back)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(GOODBYE_WAIT_S):
-                await goodbye.wait()
-        await self._hang_up()
+                return await reply.wait() is ReplyState.DONE
+        return False
 
     async def _hang_up(self) -> None:
         try:
@@ -316,11 +321,7 @@ class CallSession:
         """Once the hand-off phrase is heard, the call goes to the person in the agent file (over
         Twilio's REST API: the stream then ends, and what happens next is reported to
         ``/voice/transfer-status``). If that cannot be done, the agent says so and the call goes on."""
-        ended: ReplyState | None = None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(GOODBYE_WAIT_S):
-                ended = await handoff.wait()
-        if ended is not ReplyState.DONE or self._ending:
+        if not await self._heard(handoff) or self._ending:
             return
         to = self._agent.transfer.number
         self._ending = True
@@ -339,11 +340,7 @@ class CallSession:
     async def _hang_up_once_heard(self, goodbye: Reply) -> None:
         """The caller said goodbye and the agent answered with its own: once that is heard (its
         mark echoed), the call ends; if the caller spoke over it, the call goes on."""
-        ended: ReplyState | None = None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(GOODBYE_WAIT_S):
-                ended = await goodbye.wait()
-        if ended is ReplyState.DONE and not self._ending:  # done: every piece's mark came back
+        if await self._heard(goodbye) and not self._ending:
             self._ending = True
             self.log.info("ending the call: the caller said goodbye")
             await self._hang_up()

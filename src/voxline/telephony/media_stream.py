@@ -42,9 +42,7 @@ SEND_CHECK_S = 1.0
 
 async def media_stream(ws: WebSocket, services: ServicesDep) -> None:
     """Twilio's entry point: the upgrade must carry a valid ``X-Twilio-Signature``."""
-    peer = ws.client.host if ws.client else None
-    base = public_base_url(services.settings.public_url, ws.headers, ws.url.scheme, peer, services.proxies)
-    url = websocket_url(base, "/media-stream")
+    url = websocket_url(stream_base_url(ws, services), "/media-stream")
     signature = ws.headers.get("x-twilio-signature")
     await ws.accept()
     if not services.signatures.websocket_ok(url, signature):
@@ -52,6 +50,12 @@ async def media_stream(ws: WebSocket, services: ServicesDep) -> None:
         await ws.close(code=POLICY_VIOLATION, reason="invalid signature")
         return
     await run_stream(MediaStream(ws, services))
+
+
+def stream_base_url(ws: WebSocket, services: Services) -> str:
+    """The public base URL as the socket's peer reached it (``admission.base_url``'s twin for sockets)."""
+    peer = ws.client.host if ws.client else None
+    return public_base_url(services.settings.public_url, ws.headers, ws.url.scheme, peer, services.proxies)
 
 
 async def run_stream(stream: MediaStream) -> None:
@@ -127,18 +131,14 @@ class MediaStream:
         rest = self.services.rest
         if rest is None:
             return stream_control
-        services, transfer = self.services, self.services.agent.transfer
-        peer = self.ws.client.host if self.ws.client else None
-        base = public_base_url(
-            services.settings.public_url, self.ws.headers, self.ws.url.scheme, peer, services.proxies
-        )
+        transfer = self.services.agent.transfer
         return RestCallControl(
             rest,
             call_sid,
             caller_id=transfer.caller_id or our_number,
             fallback=stream_control,
             dial_timeout_s=transfer.timeout_s,
-            status_url=f"{base}/voice/transfer-status",
+            status_url=f"{stream_base_url(self.ws, self.services)}/voice/transfer-status",
         )
 
     def start_overdue(self, serving: asyncio.Task) -> None:

@@ -108,9 +108,12 @@ async def recording(request: Request, services: ServicesDep) -> Response:
         known = services.registry.find(call_sid)
         if known is None or known.ended_at is not None:
             log.info("call %s: hang-up for a call that is not in progress; nothing to do", shown(call_sid))
-            return _xml(VoiceResponse())
+        else:
+            log.info("call %s: the caller hung up", shown(call_sid))
+            await _end_recorded_call(services, known)
+        return _xml(VoiceResponse())
     event = params.get("RecordingSid") or params.get("RecordingUrl") or ""
-    if not event or params.get("Digits") == "hangup":
+    if not event:
         return await _recorded_turn(services, request, params)
 
     async def answer() -> bytes:
@@ -123,15 +126,10 @@ async def recording(request: Request, services: ServicesDep) -> Response:
 
 
 async def _recorded_turn(services: Services, request: Request, params: dict[str, str]) -> Response:
-    """One recording: transcribe it, answer it, and record again (or end the call on hang-up)."""
+    """One recording: transcribe it, answer it, and record again (a goodbye: hang up)."""
     agent = services.agent
     call_sid = params.get("CallSid", "")
     record = _record_for(services, params)
-    if params.get("Digits") == "hangup":
-        log.info("call %s: the caller hung up", call_sid)
-        await _end_recorded_call(services, record)
-        return _xml(VoiceResponse())
-
     started = time.monotonic()
     turn_started_at = time.time()  # the recording ends with the caller's silence timeout
     stages: dict[str, float | None] = {"recording_s": _number(params.get("RecordingDuration"))}
