@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -371,6 +371,76 @@ class TransferSettings(BaseModel):
     )
 
 
+KEYS = "0123456789*#ABCD"  # the keys a phone sends (Twilio's DTMF digits)
+
+
+def _placeholders(text: str, key: str, **allowed: str) -> None:
+    """A phrase with ``{…}`` fields may use only the ones it is given."""
+    try:
+        text.format(**allowed)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"{key}: only {', '.join('{' + a + '}' for a in allowed)} may appear in braces") from exc
+
+
+class KeypadCollection(BaseModel):
+    """``[[keypad.collect]]``: a number the agent asks the caller to type, e.g. an order number."""
+
+    name: str = Field(min_length=1, max_length=60, description="What it is, e.g. 'order number'.")
+    ask: list[str] = Field(
+        min_length=1,
+        description="Words that, in what the agent says, ask for it (e.g. 'order number'): the next keys "
+        "the caller types are taken as this number.",
+    )
+    min_digits: int = Field(default=1, ge=1, le=64)
+    max_digits: int = Field(default=20, ge=1, le=64, description="Typing stops here, without the end key.")
+    said: str = Field(
+        default="My {name} is {digits}.",
+        description="How a valid entry reaches the agent ({name}, {digits}).",
+    )
+    invalid: str = Field(
+        default="Sorry, that {name} doesn't look right. Please type it again, then press the hash key.",
+        description="Said when the entry is too short or too long; the agent waits for it again.",
+    )
+
+    @model_validator(mode="after")
+    def _lengths(self) -> KeypadCollection:
+        if self.min_digits > self.max_digits:
+            raise ValueError(f"keypad.collect {self.name!r}: min_digits is more than max_digits")
+        _placeholders(self.said, "keypad.collect.said", name="", digits="")
+        _placeholders(self.invalid, "keypad.collect.invalid", name="")
+        return self
+
+
+class KeypadSettings(BaseModel):
+    """``[keypad]``: what keys pressed on the caller's phone mean."""
+
+    timeout_s: float = Field(default=3.0, ge=0.5, le=30, description="An entry ends this long after its last key.")
+    terminator: str = Field(default="#", description="The key that ends an entry ('' : none).")
+    max_digits: int = Field(default=20, ge=1, le=64, description="An entry ends at this many keys.")
+    menu: dict[str, str] = Field(
+        default_factory=dict,
+        description="One key pressed on its own, and what the caller means by it, e.g. '1' = 'I want to book "
+        "an appointment.' (at once, without waiting for the end key).",
+    )
+    said: str = Field(
+        default="I typed {digits} on my keypad.",
+        description="How other keys reach the agent ({digits}).",
+    )
+    collect: list[KeypadCollection] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _keys(self) -> KeypadSettings:
+        _placeholders(self.said, "keypad.said", digits="")
+        if self.terminator and (len(self.terminator) != 1 or self.terminator not in KEYS):
+            raise ValueError(f"keypad.terminator must be one key of {KEYS} or ''")
+        for key in self.menu:
+            if len(key) != 1 or key not in KEYS:
+                raise ValueError(f"keypad.menu key {key!r} is not one key of {KEYS}")
+            if key == self.terminator:
+                raise ValueError(f"keypad.menu key {key!r} is the terminator")
+        return self
+
+
 class AgentConfig(BaseModel):
     """Who answers the phone. Loaded from a TOML file."""
 
@@ -397,6 +467,16 @@ class AgentConfig(BaseModel):
         default=200, ge=20, le=2000, description="How far outbound audio may run ahead of real time."
     )
     transfer: TransferSettings = TransferSettings()
+    keypad: KeypadSettings = KeypadSettings()
+
+    @model_validator(mode="after")
+    def _language_keys(self) -> AgentConfig:
+        for code, language in self.languages.items():
+            if language.dtmf and language.dtmf in self.keypad.menu:
+                raise ValueError(f"key {language.dtmf!r} picks language {code!r} and is also in keypad.menu")
+            if language.dtmf and language.dtmf == self.keypad.terminator:
+                raise ValueError(f"key {language.dtmf!r} picks language {code!r} and is the keypad terminator")
+        return self
 
 
 def effective_agent(agent: AgentConfig, settings: Settings) -> AgentConfig:

@@ -41,6 +41,7 @@ from voxline.session.control import CallControl, CallControlUnavailable, NoCallC
 from voxline.session.farewell import is_farewell
 from voxline.session.handoff import wants_a_person
 from voxline.session.inbox import EarlyTextReady, FallbackUsed, Inbox, ProviderEndOfSpeech, SessionEvent, Stop
+from voxline.session.keypad import Entry, Keypad, KeypadOutcome, LanguageKey
 from voxline.session.listener import EarlyText, Listener
 from voxline.session.prompt import build_prompt
 from voxline.session.records import CallRecord
@@ -146,6 +147,8 @@ class CallSession:
         self._responder = Responder(agent, stack)
         listener = self._listener  # (not self: nothing the session holds may point back at it)
         self._book = TurnBook(record, metrics, self.log, lambda: listener.language, clock)
+        self._keypad = Keypad(agent.keypad, {lang.dtmf: code for code, lang in agent.languages.items() if lang.dtmf})
+        self._keypad_timer: asyncio.Task[None] | None = None
         self._inbound = bytearray()
         self._reply: Reply | None = None  # the latest reply (the one the caller would interrupt)
         self._live: dict[int, Reply] = {}  # replies not ended yet, by turn
@@ -378,12 +381,49 @@ class CallSession:
         self._agent_state()
 
     def on_dtmf(self, digit: str) -> None:
-        self.log.info("DTMF %s", digit)
+        self.log.info("DTMF %s", Private(digit))
         self.record.event("dtmf", digit=digit)
-        for code, language in self._agent.languages.items():
-            if language.dtmf == digit and not self._ending:
-                self._interrupt(EndReason.KEY)
-                self._choose_language(code, "keypad")
+        if self._ending:
+            return
+        outcome = self._keypad.press(digit, self._clock())
+        if outcome is None and self._keypad.deadline is None:
+            return  # an end key with nothing typed before it (e.g. after an entry of the most digits)
+        self._still_there_asked = False
+        self._interrupt(EndReason.KEY)  # a key stops the agent, as it stops a recorded menu
+        self._keypad_outcome(outcome)
+        if self._keypad.deadline is not None and (self._keypad_timer is None or self._keypad_timer.done()):
+            self._keypad_timer = self._spawn(self._keypad_expiry(), "keypad")
+
+    async def _keypad_expiry(self) -> None:
+        """Ends an entry the caller stopped typing without the end key."""
+        while (deadline := self._keypad.deadline) is not None:
+            await asyncio.sleep(max(0.0, deadline - self._clock()))
+            if not self._ending:
+                self._keypad_outcome(self._keypad.expire(self._clock()))
+
+    def _keypad_outcome(self, outcome: KeypadOutcome | None) -> None:
+        if isinstance(outcome, LanguageKey):
+            self._choose_language(outcome.language, "keypad")
+        elif isinstance(outcome, Entry):
+            self.log.info("keypad entry %s (%s)", Private(outcome.digits), outcome.name or "keys")
+            self.record.event("keypad", digits=outcome.digits, name=outcome.name, valid=outcome.valid)
+            if outcome.valid:
+                self._typed_turn(outcome.text)
+            else:
+                self._say([(outcome.text, None)])
+
+    def _typed_turn(self, text: str) -> None:
+        """The caller's keys, as words for the agent: a turn like a spoken one, without the STT."""
+        self._interrupt(EndReason.KEY)
+        self._listener.chosen = True
+        now = self._clock()
+        self._turns += 1
+        timeline = TurnTimeline(turn=self._turns, speech_end=now, turn_detected=now)
+        timeline.mark("stt_final", now)
+        reply = Reply(turn=self._turns, kind=ReplyKind.ANSWER, timeline=timeline)
+        reply.caller_text = self._book.with_unanswered(text)
+        self.record.set_transcribed(reply.turn, reply.caller_text)
+        self._begin(reply, self._respond(reply))
 
     def _decide(self, decision: TurnDecision) -> None:
         if isinstance(decision, (CallerStarted, Interruption)):
@@ -596,6 +636,7 @@ class CallSession:
             ended.voiced_ms,
             ", end reported by the STT provider" if ended.by_provider else "",
         )
+        self._keypad.caller_spoke()
         early, self._early = self._early, None
         speculative, self._speculative = self._speculative, None
         if speculative is not None and known_text is None and not speculative.ended:
@@ -726,6 +767,7 @@ class CallSession:
     def _generated(self, reply: Reply, speech: Speech) -> None:
         """Everything the reply will say is queued: it plays out, and ends when heard."""
         speech.closed = True
+        self._keypad.agent_said(reply.generated)  # a number it asked for is typed next
         if reply.ended:
             return
         if reply.state is not ReplyState.PLAYING:
