@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge
 
 from voxline.api.calls import docs_allowed
 from voxline.api.calls import router as api_router
+from voxline.api.outbound import router as outbound_api_router
 from voxline.config import Settings, effective_agent, load_agent
 from voxline.engine.stack import VoiceStack, load_stack
 from voxline.observability.metrics import Metrics
@@ -27,6 +28,7 @@ from voxline.services import Services
 from voxline.session.records import CallRegistry
 from voxline.store import CallStore
 from voxline.telephony.media_stream import media_stream
+from voxline.telephony.outbound import router as outbound_router
 from voxline.telephony.record_webhooks import router as record_router
 from voxline.telephony.recordings import RecordingFetcher
 from voxline.telephony.rest import TwilioRest
@@ -130,7 +132,9 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
     app.include_router(webhook_router)
     app.include_router(record_router)
     app.include_router(transfer_router)
+    app.include_router(outbound_router)
     app.include_router(api_router)
+    app.include_router(outbound_api_router)
     app.add_api_websocket_route("/media-stream", media_stream)
     install_web(app)  # /phone, /phone-stream, /dashboard and their static files
 

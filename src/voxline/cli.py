@@ -163,6 +163,41 @@ def _record_call(url: str, token: str, public_url: str | None, turns, save: Path
         console.print(f"saved what the caller heard to {save}")
 
 
+@app.command()
+def dial(
+    to: Annotated[str, typer.Argument(help="The number to call, E.164, e.g. +14155550123.")],
+    from_: Annotated[
+        str, typer.Option("--from", help="A Twilio number of the account; default: the server's VOXLINE_OUTBOUND_FROM.")
+    ] = "",
+    url: Annotated[str, typer.Option(help="Base URL of the running Voxline server.")] = "http://127.0.0.1:8000",
+) -> None:
+    """Have the agent call TO (through the running server's POST /api/calls, with VOXLINE_API_TOKEN)."""
+    import httpx
+
+    token = os.environ.get("VOXLINE_API_TOKEN", "")
+    if not token:
+        console.print("[red]set VOXLINE_API_TOKEN to the server's API token[/red]")
+        raise typer.Exit(2)
+    body = {"to": to, **({"from": from_} if from_ else {})}
+    try:
+        answer = httpx.post(
+            f"{url.rstrip('/')}/api/calls", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+    except httpx.HTTPError as exc:
+        console.print(f"[red]could not reach {url}: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    if answer.status_code != 201:
+        detail = (
+            answer.json().get("detail", answer.text)
+            if answer.headers.get("content-type", "").startswith("application/json")
+            else answer.text
+        )
+        console.print(f"[red]{answer.status_code}: {detail}[/red]")
+        raise typer.Exit(1)
+    placed = answer.json()
+    console.print(f"calling {placed['to']} from {placed['from']}: {placed['call_sid']}")
+
+
 @app.command("forget-caller")
 def forget_caller(
     number: Annotated[str, typer.Argument(help="The caller's number, exactly as stored, e.g. +15005550006.")],

@@ -165,6 +165,13 @@ class Settings(BaseSettings):
     tts_cache_mb: int = Field(default=64, ge=0, description="In-memory TTS cache bound (MB); 0 turns the cache off.")
     tts_cache_disk_mb: int = Field(default=512, ge=1, description="The TTS cache's folder on disk is kept under this.")
     tts_cache_days: float = Field(default=30, gt=0, description="Cached audio unused this long is removed from disk.")
+    outbound_from: str = Field(
+        default="",
+        description="The number outbound calls come from (a Twilio number, E.164) when a request names none.",
+    )
+    outbound_per_minute: int = Field(
+        default=10, ge=1, le=10000, description="Most outbound calls placed in any 60 seconds (more get 429)."
+    )
 
 
 class VadSettings(BaseModel):
@@ -441,6 +448,24 @@ class KeypadSettings(BaseModel):
         return self
 
 
+class OutboundSettings(BaseModel):
+    """``[outbound]``: calls the agent places (``voxline dial``, ``POST /api/calls``)."""
+
+    greeting: str = Field(default="", description="Said when a person answers; '' : the agent's greeting.")
+    voicemail: str = Field(
+        default="Hello, this is a message for you. Please call us back when you can. Thank you, goodbye.",
+        description="Left after the beep when an answering machine picks up; then the call ends.",
+    )
+    detection_timeout_s: int = Field(
+        default=8,
+        ge=3,
+        le=60,
+        description="Twilio's answering-machine detection decides within this (MachineDetectionTimeout); "
+        "until then the agent is silent.",
+    )
+    ring_timeout_s: int = Field(default=30, ge=5, le=600, description="How long the phone rings before no-answer.")
+
+
 class AgentConfig(BaseModel):
     """Who answers the phone. Loaded from a TOML file."""
 
@@ -468,6 +493,7 @@ class AgentConfig(BaseModel):
     )
     transfer: TransferSettings = TransferSettings()
     keypad: KeypadSettings = KeypadSettings()
+    outbound: OutboundSettings = OutboundSettings()
 
     @model_validator(mode="after")
     def _language_keys(self) -> AgentConfig:

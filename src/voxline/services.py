@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 
 from voxline.access.capacity import CallSlots, UnstartedSockets
 from voxline.access.credentials import StreamCredentials
+from voxline.access.outbound import OutboundCalls
 from voxline.access.proxies import Network, proxy_networks
 from voxline.access.replay import AnsweredOnce
 from voxline.config import AgentConfig, Settings
@@ -56,6 +57,7 @@ class Services:
 
     proxies: list[Network] = field(init=False)  # whose X-Forwarded-* headers are believed
     credentials: StreamCredentials = field(init=False)  # per-call stream credentials (webhook -> start)
+    outbound: OutboundCalls = field(init=False)  # calls this server placed, and its rate limit
 
     def __post_init__(self) -> None:
         secret = self.settings.stream_secret.get_secret_value() or self.settings.twilio_auth_token.get_secret_value()
@@ -63,6 +65,7 @@ class Services:
         self.proxies = proxy_networks(self.settings.trusted_proxies)
         self.slots = CallSlots(self.settings.max_calls, self.settings.stream_admission_s)
         self.unstarted = UnstartedSockets(self.settings.unstarted_streams_per_client)
+        self.outbound = OutboundCalls(self.settings.outbound_per_minute)
 
     def active_calls(self) -> int:
         return len(self.registry.active)

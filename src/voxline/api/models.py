@@ -102,3 +102,22 @@ class Stats(BaseModel):
 
 class DeletedCalls(BaseModel):
     deleted_calls: int
+
+
+class PlaceCall(BaseModel):
+    """``POST /api/calls``: whom to call, and from which of the business's Twilio numbers."""
+
+    to: str = Field(description="The number to call, E.164 (+ and 7 to 15 digits).", max_length=16)
+    from_: str = Field(
+        default="",
+        alias="from",
+        max_length=16,
+        description="A Twilio number of the account, E.164; empty: VOXLINE_OUTBOUND_FROM.",
+    )
+
+
+class PlacedCallOut(BaseModel):
+    call_sid: str
+    to: str
+    from_: str = Field(alias="from")
+    status: str = Field(description="queued: Twilio took it; progress is in the call record's call-status events.")

@@ -72,6 +72,10 @@ T = TypeVar("T")
 
 WATCH_INTERVAL_S = 0.25
 GOODBYE_WAIT_S = 10.0
+VOICEMAIL_WAIT_S = 90.0  # a voicemail message is heard in full before the call ends
+ANSWER_MARGIN_S = 2.0  # past Twilio's own detection timeout, before the agent greets whoever it is
+MACHINE_GREETING_S = 60.0  # after 'machine_start', how long its greeting may take to end
+MACHINE_ENDS = frozenset({"machine_end_beep", "machine_end_silence", "machine_end_other"})
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,9 @@ class CallSession:
         metrics: Metrics | None = None,
         turn_taking: TurnTaking | None = None,
         clock: Callable[[], float] = time.monotonic,
+        outbound: bool = False,
     ) -> None:
+        """``outbound``: a call the agent placed; it is silent until Twilio says who answered."""
         self.record = record
         self.log = logging.LoggerAdapter(log, {"call": record.call_sid})
         self._agent = agent
@@ -149,6 +155,9 @@ class CallSession:
         self._book = TurnBook(record, metrics, self.log, lambda: listener.language, clock)
         self._keypad = Keypad(agent.keypad, {lang.dtmf: code for code, lang in agent.languages.items() if lang.dtmf})
         self._keypad_timer: asyncio.Task[None] | None = None
+        self._awaiting_answer = outbound
+        self._answered_by = ""
+        self._answer_known = asyncio.Event()
         self._inbound = bytearray()
         self._reply: Reply | None = None  # the latest reply (the one the caller would interrupt)
         self._live: dict[int, Reply] = {}  # replies not ended yet, by turn
@@ -192,7 +201,10 @@ class CallSession:
             waiting, self._waiting = self._waiting, []
             for coro, name in waiting:
                 self._spawn(coro, name)
-            self._greet()
+            if self._awaiting_answer:
+                self._spawn(self._await_answer(), "answer")
+            else:
+                self._greet()
             while not isinstance(event := await self._inbox.get(), Stop):
                 self._handle(event)
             self._group = None
@@ -304,11 +316,11 @@ class CallSession:
         await self._heard(self._say([(self._agent.goodbye, None)]))
         await self._hang_up()
 
-    async def _heard(self, reply: Reply) -> bool:
-        """Waits (at most ``GOODBYE_WAIT_S``) until ``reply`` ends; whether it was heard in full
-        (DONE: every piece's mark came back)."""
+    async def _heard(self, reply: Reply, wait_s: float = GOODBYE_WAIT_S) -> bool:
+        """Waits (at most ``wait_s``) until ``reply`` ends; whether it was heard in full (DONE:
+        every piece's mark came back)."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(GOODBYE_WAIT_S):
+            async with asyncio.timeout(wait_s):
                 return await reply.wait() is ReplyState.DONE
         return False
 
@@ -347,6 +359,46 @@ class CallSession:
             self._ending = True
             self.log.info("ending the call: the caller said goodbye")
             await self._hang_up()
+
+    # -- outbound calls: who answered -------------------------------------------------------------
+    def on_answered_by(self, answer: str) -> None:
+        """Twilio's answering-machine detection: ``human``, ``machine_end_beep``, ``fax``…"""
+        self._answered_by = answer
+        self._answer_known.set()
+
+    async def _await_answer(self) -> None:
+        """A call the agent placed: silent until Twilio says who answered. A person (or nobody can
+        tell) hears the greeting; an answering machine, once its greeting ended, the voicemail
+        message, and then the call ends."""
+        settings = self._agent.outbound
+        deadline = self._clock() + settings.detection_timeout_s + ANSWER_MARGIN_S
+        answer = ""
+        while not answer or answer == "machine_start":
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                    await self._answer_known.wait()
+            if not self._answer_known.is_set():
+                answer = answer or "unknown"  # Twilio never said: whoever it is hears the greeting
+                break
+            self._answer_known.clear()
+            answer = self._answered_by
+            if answer == "machine_start":
+                deadline = self._clock() + MACHINE_GREETING_S
+        self._awaiting_answer = False
+        self.log.info("answered by %s", answer)
+        if answer in MACHINE_ENDS or answer == "machine_start":
+            self._ending = True
+            self.record.outcome = "voicemail"
+            self.record.event("voicemail")
+            heard = await self._heard(self._say([(settings.voicemail, None)]), VOICEMAIL_WAIT_S)
+            self.log.info("voicemail message left%s", "" if heard else " (not all of it was heard)")
+            await self._hang_up()
+        elif answer == "fax":
+            self._ending = True
+            self.record.outcome = "fax"
+            await self._hang_up()
+        else:
+            self._greet(settings.greeting)
 
     # -- inbound ---------------------------------------------------------------------------------
     def on_audio(self, ulaw: bytes) -> None:
@@ -629,6 +681,11 @@ class CallSession:
             await self._stack.llm.prefill(self._prompt(self._book.with_unanswered(partial)))
 
     def _on_turn_ended(self, ended: TurnEnded, known_text: str | None = None) -> None:
+        if self._awaiting_answer:  # "Hello?" from whoever picked up: the greeting answers it
+            self.log.info("speech before the call was known to be answered by a person: not answered")
+            self._drop_early()
+            self._listener.reset()
+            return
         now = self._clock()
         self.log.info(
             "speech ended (%.0f ms silence, %d ms voiced%s)",
@@ -671,8 +728,8 @@ class CallSession:
                 self._settle(reply, ReplyState.INTERRUPTED if reply.audible else ReplyState.DISCARDED, EndReason.ERROR)
             raise  # logged and counted by _supervised
 
-    def _greet(self) -> None:
-        phrases: list[tuple[str, str | None]] = [(self._agent.greeting, None)]
+    def _greet(self, text: str = "") -> None:
+        phrases: list[tuple[str, str | None]] = [(text or self._agent.greeting, None)]
         if not self._listener.chosen:
             phrases += [(lang.prompt, code) for code, lang in self._agent.languages.items() if lang.prompt]
         greeting = Reply(turn=0, kind=ReplyKind.GREETING, remember=True)

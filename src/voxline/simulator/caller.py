@@ -184,10 +184,15 @@ class SimulatedCall:
         echo: EchoPath | None = None,
         greeting_timeout_s: float | None = None,
         line_noise_dbfs: float | None = None,
+        call_sid: str = "",
+        account_sid: str = "",
+        direction: str = "inbound",
     ) -> None:
         """``line_noise_dbfs``: between utterances the line carries hiss at this level instead of
         digital silence, as a real phone line does (a detector's start-up on the first noise after
-        silence is then not mistaken for the caller)."""
+        silence is then not mistaken for the caller). A call the server placed: its ``call_sid``
+        (and ``account_sid``), ``direction="outbound-api"``, ``caller`` the business's number and
+        ``called`` the person's."""
         self.base_url = base_url.rstrip("/")
         self.public_url = (public_url or base_url).rstrip("/")
         self.auth_token = auth_token
@@ -199,8 +204,9 @@ class SimulatedCall:
         self.greeting_timeout_s = greeting_timeout_s or reply_timeout_s
         self._line_noise = _line_noise(line_noise_dbfs) if line_noise_dbfs is not None else None
         self._playback: PlaybackBuffer | None = None
-        self.call_sid = _sid("CA")
-        self.account_sid = _sid("AC")
+        self.call_sid = call_sid or _sid("CA")
+        self.account_sid = account_sid or _sid("AC")
+        self.direction = direction
         self.stream_sid = _sid("MZ")
         self._seq = 0
         self._chunk = 0
@@ -225,10 +231,10 @@ class SimulatedCall:
             "AccountSid": self.account_sid,
             "ApiVersion": "2010-04-01",
             "CallSid": self.call_sid,
-            "CallStatus": "ringing",
+            "CallStatus": "ringing" if self.direction == "inbound" else "in-progress",
             "Called": self.called,
             "Caller": self.caller,
-            "Direction": "inbound",
+            "Direction": self.direction,
             "From": self.caller,
             "To": self.called,
             "CallerCity": "",

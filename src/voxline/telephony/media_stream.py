@@ -328,20 +328,31 @@ class MediaStream:
             draining=lambda: self.services.draining,
         )
         assert self.services.stack is not None  # run_stream admits no stream while the models load
+        outbound = params.get("Direction") == "outbound-api"  # placed by us: our number is From
         self.session = CallSession(
             record,
             self.services.agent,
             self.services.stack,
             TwilioLine(start.stream_sid, self.sender.send),
-            control=self.call_control(call_sid, start.custom_parameters.get("To", "")),
+            control=self.call_control(call_sid, params.get("From" if outbound else "To", "")),
             limits=limits,
             metrics=self.services.metrics,
+            outbound=outbound,
         )
+        if outbound:
+            self._follow_outbound(record, self.session)
         self.services.metrics.active_calls.labels(self.path).inc()
         self._started()
         self.session.start()
         self.session_started()
         return True
+
+    def _follow_outbound(self, record: CallRecord, session: CallSession) -> None:
+        """A call we placed: its progress so far goes into its record, who answered to its session."""
+        placed = self.services.outbound.listen(record.call_sid, session.on_answered_by)
+        record.event("placed", to=record.called)
+        for _, status in placed.statuses if placed is not None else []:
+            record.event("call-status", status=status)
 
     async def close(self) -> None:
         self._started()  # (or never will)
@@ -350,6 +361,7 @@ class MediaStream:
             self.services.slots.release(self._slot)
             self._slot = None
         if self.session is not None:
+            self.services.outbound.ended(self.session.record.call_sid)
             await self.session.close(self.outcome)
             self.services.registry.end(self.session.record)
             self.services.metrics.active_calls.labels(self.path).dec()

@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 CALL_NOT_FOUND = 20404  # Twilio's code for a call that has ended (or never was)
 
 
+class CallRefused(Exception):
+    """Twilio would not place the call (a number it cannot call, a From that is not yours…)."""
+
+    def __init__(self, status: int, code: int | None, message: str) -> None:
+        super().__init__(f"Twilio {status} (code {code}): {message}")
+        self.status, self.code, self.message = status, code, message
+
+
 class TwilioRest:
     """One pooled client per process; made on the event loop that uses it."""
 
@@ -39,6 +47,41 @@ class TwilioRest:
     async def redirect(self, call_sid: str, twiml: str) -> bool:
         """Replace what the call is doing with ``twiml``; False if it had already ended."""
         return await self._update(call_sid, twiml=twiml)
+
+    async def create_call(
+        self,
+        to: str,
+        from_: str,
+        url: str,
+        status_url: str,
+        amd_url: str,
+        ring_timeout_s: int = 30,
+        detection_timeout_s: int = 8,
+    ) -> str:
+        """Place a call whose TwiML comes from ``url``, with progress reported to ``status_url`` and
+        asynchronous answering-machine detection (to the end of a machine's greeting, so a message
+        left then follows the beep) to ``amd_url``. Returns its CallSid."""
+        try:
+            call = await self._client.calls.create_async(
+                to=to,
+                from_=from_,
+                url=url,
+                method="POST",
+                status_callback=status_url,
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                status_callback_method="POST",
+                timeout=ring_timeout_s,
+                machine_detection="DetectMessageEnd",
+                machine_detection_timeout=detection_timeout_s,
+                async_amd="true",
+                async_amd_status_callback=amd_url,
+                async_amd_status_callback_method="POST",
+            )
+        except TwilioRestException as exc:
+            raise CallRefused(exc.status, exc.code, str(exc.msg)) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise CallControlUnavailable(f"Twilio REST unreachable: {exc}") from exc
+        return str(call.sid)
 
     async def _update(self, call_sid: str, **fields: str) -> bool:
         try:
