@@ -22,7 +22,7 @@ from voxline.audio import mulaw
 from voxline.config import AgentConfig, load_agent
 from voxline.engine.stack import VoiceStack
 from voxline.errors import ProviderError
-from voxline.llm.base import ChatMessage
+from voxline.llm.base import ChatMessage, openai_tool_messages
 from voxline.llm.events import LlmEvent, TextDelta
 from voxline.observability.metrics import Metrics
 from voxline.session.call import CallLimits, CallSession
@@ -89,6 +89,8 @@ class ScriptedReply:
 class ScriptedLLM:
     name = "scripted-llm"
 
+    invents_arguments = False
+
     def __init__(self, replies: list[ScriptedReply], prefills_locally: bool = False) -> None:
         self.replies = list(replies)
         self.prefills_locally = prefills_locally
@@ -99,7 +101,12 @@ class ScriptedLLM:
     async def prefill(self, messages: list[ChatMessage]) -> None:
         self.prefills.append(messages)
 
-    async def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[LlmEvent]:
+    def with_tool_results(self, messages, results):
+        return openai_tool_messages(messages, results)
+
+    async def stream(
+        self, messages: list[ChatMessage], max_tokens: int, temperature: float, tools=None
+    ) -> AsyncIterator[LlmEvent]:
         self.prompts.append(messages)
         reply = self.replies.pop(0) if self.replies else ScriptedReply(["Okay."])
         try:

@@ -32,6 +32,10 @@ def words(text: str) -> set[str]:
         ("Okay, thank you so much, bye-bye!", True),
         ("That's all, thanks. Have a nice day, bye.", True),
         ("ठीक है, धन्यवाद, अलविदा", True),
+        ("Thanks a lot, bye bye.", True),
+        ("Okay great, that's all I needed, bye.", True),
+        ("Alright, that's everything, have a good day, goodbye.", True),
+        ("Bye, I need an appointment for Friday.", False),
         ("Thank you.", False),  # thanks alone may come before a question
         ("Bye, wait, are you open on Sunday?", False),
         ("I want to say goodbye to my old dentist and book with you.", False),

@@ -76,11 +76,12 @@ async def test_the_disk_cache_is_kept_under_its_size_and_age(tmp_path):
 class _Failing:
     name = "broken"
     prefills_locally = False
+    invents_arguments = False
 
     async def synthesize(self, text: str) -> bytes:
         raise ProviderError("broken", "503", "Service unavailable")
 
-    async def stream(self, messages, max_tokens, temperature):
+    async def stream(self, messages, max_tokens, temperature, tools=None):
         raise ProviderError("broken", "503", "Service unavailable")
         yield ""  # pragma: no cover
 

@@ -35,6 +35,7 @@ from voxline.telephony.rest import TwilioRest
 from voxline.telephony.security import SignatureChecker
 from voxline.telephony.transfer_webhooks import router as transfer_router
 from voxline.telephony.webhooks import router as webhook_router
+from voxline.tools.http_tools import HttpTools
 from voxline.web import install as install_web
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def open_http(services: Services) -> None:
         recording_prefixes(settings),
         settings.recording_max_bytes,
     )
+    services.tools = HttpTools(services.http, services.agent.tools)
     token = settings.twilio_auth_token.get_secret_value()
     if settings.twilio_account_sid and token:
         services.rest = TwilioRest(settings.twilio_account_sid, token, settings.twilio_api_base_url)
@@ -118,6 +120,8 @@ def create_app(settings: Settings | None = None, stack: VoiceStack | None = None
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         stop_gc_watch()
+        if services.tools is not None:
+            await services.tools.close()  # messages still on their way to the business's webhook
         await services.http.close()
         if services.rest is not None:
             await services.rest.close()

@@ -7,10 +7,13 @@ ready "front desk" agent ships with the package so the server starts with no fil
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -448,6 +451,97 @@ class KeypadSettings(BaseModel):
         return self
 
 
+TOOL_NAME = r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$"
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _endpoint(url: str, key: str) -> None:
+    """The business's endpoints are HTTPS; plain HTTP only on this machine."""
+    parts = urlsplit(url)
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and local):
+        raise ValueError(f"{key} must be https:// (http:// only for this machine)")
+
+
+BUILTIN_TOOLS = ("end_call", "transfer_to_person", "take_message")
+
+
+class ToolSettings(BaseModel):
+    """``[[tools]]``: something the agent can look up or do, at the business's HTTPS endpoint.
+
+    The endpoint gets ``POST`` with the arguments as JSON and answers JSON; a ``say`` field in the
+    answer is spoken as it is (the reliable way with the embedded LLM), else the tool's ``say``
+    template is filled from the arguments and the answer, else the LLM phrases the answer."""
+
+    name: str = Field(pattern=TOOL_NAME)
+    description: str = Field(min_length=1, description="When to use it, for the LLM.")
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON schema of the arguments (an object).",
+    )
+    url: str = Field(description="HTTPS endpoint (http only on this machine: 127.0.0.1, localhost).")
+    timeout_s: float = Field(default=5.0, gt=0, le=30)
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Sent with each request; ${NAME} is replaced by the environment variable NAME "
+        "(secrets stay out of the agent file), e.g. Authorization = 'Bearer ${ORDERS_TOKEN}'.",
+    )
+    say: str = Field(
+        default="",
+        description="What to say with the answer, e.g. 'Order {order_number} is {status}.' ({…}: arguments and "
+        "answer fields); '' : the answer's own 'say', else the LLM.",
+    )
+
+    @model_validator(mode="after")
+    def _checked(self) -> ToolSettings:
+        if self.name in BUILTIN_TOOLS:
+            raise ValueError(f"tools: {self.name!r} is a built-in tool's name")
+        if self.parameters.get("type") != "object":
+            raise ValueError(f"tools.{self.name}.parameters must be a JSON schema of type 'object'")
+        _endpoint(self.url, f"tools.{self.name}.url")
+        for header, value in self.headers.items():
+            for name in ENV_REFERENCE.findall(value):
+                if name not in os.environ:
+                    raise ValueError(f"tools.{self.name}.headers.{header}: environment variable {name} is not set")
+        return self
+
+    def resolved_headers(self) -> dict[str, str]:
+        """The headers with ``${NAME}`` replaced from the environment (at call time, never logged)."""
+        return {
+            header: ENV_REFERENCE.sub(lambda m: os.environ.get(m.group(1), ""), value)
+            for header, value in self.headers.items()
+        }
+
+
+class MessageSettings(BaseModel):
+    """``[messages]``: the built-in ``take_message`` tool, and where taken messages go."""
+
+    fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "name": "The caller's name.",
+            "phone": "The caller's phone number, digits only.",
+            "message": "What the caller wants the staff to know.",
+        },
+        description="What a message must have, each with a description for the LLM.",
+    )
+    webhook_url: str = Field(default="", description="Each message is POSTed here as JSON ('' : only stored).")
+    webhook_secret_env: str = Field(
+        default="VOXLINE_WEBHOOK_SECRET",
+        description="The environment variable whose value signs the webhook (X-Voxline-Signature: sha256=HMAC).",
+    )
+    saved: str = Field(default="Thank you, I've passed your message on. Someone will call you back.")
+    ask_missing: str = Field(default="Could you also tell me your {field}?", description="When a field is missing.")
+
+    @model_validator(mode="after")
+    def _checked(self) -> MessageSettings:
+        if self.webhook_url:
+            _endpoint(self.webhook_url, "messages.webhook_url")
+        if not self.fields:
+            raise ValueError("messages.fields must name at least one field")
+        _placeholders(self.ask_missing, "messages.ask_missing", field="")
+        return self
+
+
 class OutboundSettings(BaseModel):
     """``[outbound]``: calls the agent places (``voxline dial``, ``POST /api/calls``)."""
 
@@ -494,6 +588,19 @@ class AgentConfig(BaseModel):
     transfer: TransferSettings = TransferSettings()
     keypad: KeypadSettings = KeypadSettings()
     outbound: OutboundSettings = OutboundSettings()
+    tools: list[ToolSettings] = Field(default_factory=list)
+    messages: MessageSettings = MessageSettings()
+    builtin_tools: list[str] = Field(
+        default_factory=list,
+        description="Built-in tools the LLM may call: end_call, transfer_to_person (needs [transfer] number), "
+        "take_message ([messages]).",
+    )
+    filler: str = Field(default="One moment, let me check.", description="Said when a tool takes a while.")
+    filler_after_ms: int = Field(default=400, ge=0, le=5000, description="How long a tool may take before the filler.")
+    tool_failed: str = Field(
+        default="Sorry, I couldn't look that up just now. Is there anything else I can help you with?",
+        description="Said when a tool fails or times out; the call goes on.",
+    )
 
     @model_validator(mode="after")
     def _language_keys(self) -> AgentConfig:
@@ -502,6 +609,18 @@ class AgentConfig(BaseModel):
                 raise ValueError(f"key {language.dtmf!r} picks language {code!r} and is also in keypad.menu")
             if language.dtmf and language.dtmf == self.keypad.terminator:
                 raise ValueError(f"key {language.dtmf!r} picks language {code!r} and is the keypad terminator")
+        return self
+
+    @model_validator(mode="after")
+    def _tool_names(self) -> AgentConfig:
+        for name in self.builtin_tools:
+            if name not in BUILTIN_TOOLS:
+                raise ValueError(f"builtin_tools: {name!r} is not one of {', '.join(BUILTIN_TOOLS)}")
+        if "transfer_to_person" in self.builtin_tools and not self.transfer.number:
+            raise ValueError("builtin_tools: transfer_to_person needs [transfer] number")
+        names = [tool.name for tool in self.tools]
+        if len(set(names)) != len(names):
+            raise ValueError("tools: two tools have the same name")
         return self
 
 

@@ -23,6 +23,7 @@ from voxline.observability.metrics import Metrics
 from voxline.playout.audio_files import AudioFiles
 from voxline.session.records import CallRegistry
 from voxline.store import CallStore
+from voxline.tools.http_tools import HttpTools
 
 if TYPE_CHECKING:  # made by the application (``voxline.app``), which composes the parts
     from voxline.telephony.recordings import RecordingFetcher
@@ -44,6 +45,7 @@ class Services:
     http: aiohttp.ClientSession = field(init=False)
     fetcher: RecordingFetcher = field(init=False)
     rest: TwilioRest | None = field(init=False, default=None)  # with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN
+    tools: HttpTools | None = field(init=False, default=None)  # the agent's tools and the business's webhook
     registry: CallRegistry = field(default_factory=CallRegistry)
     metrics: Metrics = field(default_factory=Metrics)
     stack: VoiceStack | None = None

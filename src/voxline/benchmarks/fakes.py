@@ -104,7 +104,8 @@ class TimedOpenAI(FakeOpenAI):
         self.served += 1
         return response
 
-    async def _chunks(self, model: str):
+    async def _chunks(self, body: dict):
+        model = body["model"]
         created = int(time.time())
 
         def chunk(delta: dict, finish: str | None = None) -> str:

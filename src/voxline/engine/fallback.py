@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
 from voxline.errors import ProviderError
-from voxline.llm.base import ChatMessage, LanguageModel
-from voxline.llm.events import LlmEvent
+from voxline.llm.base import ChatMessage, LanguageModel, Tools
+from voxline.llm.events import LlmEvent, ToolCall
 from voxline.tts.base import TextToSpeech
 
 log = logging.getLogger(__name__)
@@ -62,14 +62,20 @@ class FallbackChat:
         self.fallback = fallback
         self.name = primary.name
         self.prefills_locally = primary.prefills_locally
+        self.invents_arguments = primary.invents_arguments or fallback.invents_arguments
 
     async def prefill(self, messages: list[ChatMessage]) -> None:
         await self.primary.prefill(messages)
 
-    async def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[LlmEvent]:
+    def with_tool_results(self, messages: list[ChatMessage], results: list[tuple[ToolCall, str]]) -> list[ChatMessage]:
+        return self.primary.with_tool_results(messages, results)
+
+    async def stream(
+        self, messages: list[ChatMessage], max_tokens: int, temperature: float, tools: Tools | None = None
+    ) -> AsyncIterator[LlmEvent]:
         started = False
         try:
-            async for event in self.primary.stream(messages, max_tokens, temperature):
+            async for event in self.primary.stream(messages, max_tokens, temperature, tools):
                 started = True
                 yield event
             return
@@ -77,7 +83,7 @@ class FallbackChat:
             if started:
                 raise
             fallback_used("llm", exc, self.fallback.name)
-        async for event in self.fallback.stream(messages, max_tokens, temperature):
+        async for event in self.fallback.stream(messages, max_tokens, temperature, tools):
             yield event
 
     def __getattr__(self, name: str):

@@ -124,10 +124,11 @@ def _build_llm(
             timeout_s=agent.llm.timeout_s,
         )
     from voxline.llm.llama import LlamaChat
+    from voxline.tools.definitions import tool_definitions
 
     gguf = files.llm_gguf(agent.llm.model, settings.cache_dir)
     llm = LlamaChat(agent.llm.model, gguf, pool, settings.model_threads, agent.llm.context_tokens)
-    llm.warm_up(agent.system_prompt)
+    llm.warm_up(agent.system_prompt, tool_definitions(agent))
     log.info("LLM loaded: %s (%s)", llm.name, gguf.name)
     return llm
 

@@ -6,7 +6,9 @@ Errors use the API's ``{"error": {"message", "type", "code"}}`` body. ``mode`` p
 ok, unauthorized (401), rate-limited-once (429 then ok), server-error (always 500), slow (answers
 after ``slow_s``), drop (closes the stream half-way, without [DONE]), tool-call (a few words, then a
 streamed function call ``tool_name`` with ``tool_arguments``, its JSON cut into pieces as the API
-sends it, and ``finish_reason: tool_calls``).
+sends it, and ``finish_reason: tool_calls``), tools (as a model that uses its tools: to a request
+with ``tools`` whose last message is the caller's, the call ``tool_name`` with ``tool_arguments``
+and no words; after the tool's answer, ``reply``).
 
 It also answers ``/v1/audio/transcriptions`` (multipart in, ``{"text"}`` out) with ``transcript``,
 and ``/v1/audio/speech`` (``response_format: pcm``: 24 kHz 16-bit mono) with ``speech`` (real
@@ -63,7 +65,7 @@ class FakeOpenAI(LoopbackServer):
             return _error(500, "The server had an error while processing your request.", "server_error", None)
         if self.mode == "slow":
             await asyncio.sleep(self.slow_s)
-        return StreamingResponse(self._chunks(body["model"]), media_type="text/event-stream")
+        return StreamingResponse(self._chunks(body), media_type="text/event-stream")
 
     def _authorized(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {API_KEY}" and self.mode != "unauthorized"
@@ -95,7 +97,8 @@ class FakeOpenAI(LoopbackServer):
         pcm24k = resample(self.speech, 8000, 24000)
         return Response(pcm24k.astype("<i2").tobytes(), media_type="audio/pcm")
 
-    async def _chunks(self, model: str):
+    async def _chunks(self, body: dict):
+        model = body["model"]
         created = int(time.time())
         words = self.reply.split(" ")
 
@@ -115,9 +118,12 @@ class FakeOpenAI(LoopbackServer):
             )
 
         yield chunk({"role": "assistant", "content": ""})
-        if self.mode == "tool-call":
+        if self.mode == "tools" and not (body.get("tools") and body["messages"][-1]["role"] == "user"):
+            pass  # the tool answered (or none is offered): words
+        elif self.mode in ("tool-call", "tools"):
             arguments = json.dumps(self.tool_arguments)
-            yield chunk({"content": "Let me check."})
+            if self.mode == "tool-call":
+                yield chunk({"content": "Let me check."})
             yield chunk(
                 {
                     "tool_calls": [

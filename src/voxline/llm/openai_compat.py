@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from voxline.errors import ProviderError
-from voxline.llm.base import ChatMessage
+from voxline.llm.base import ChatMessage, Tools, openai_tool_messages
 from voxline.llm.events import LlmEvent, TextDelta, ToolCall
 from voxline.providers.http import (
     CONNECTION_ERRORS,
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 class OpenAICompatibleChat:
     prefills_locally = False
+    invents_arguments = False
 
     def __init__(
         self,
@@ -60,14 +61,21 @@ class OpenAICompatibleChat:
     async def prefill(self, messages: list[ChatMessage]) -> None:
         """Hosted APIs cache prompts on their side; nothing to do ahead of time."""
 
-    async def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> AsyncIterator[LlmEvent]:
-        body = {
+    def with_tool_results(self, messages: list[ChatMessage], results: list[tuple[ToolCall, str]]) -> list[ChatMessage]:
+        return openai_tool_messages(messages, results)
+
+    async def stream(
+        self, messages: list[ChatMessage], max_tokens: int, temperature: float, tools: Tools | None = None
+    ) -> AsyncIterator[LlmEvent]:
+        body: dict[str, object] = {
             "model": self._model,
             "messages": list(messages),
             "stream": True,
             "max_tokens": max_tokens,
             "temperature": temperature,
         }
+        if tools:
+            body["tools"] = tools
         window = RetryWindow(self._retry_window_s)
         while True:
             started = False

@@ -48,7 +48,10 @@ from voxline.session.records import CallRecord
 from voxline.session.responder import Responder, Stage
 from voxline.session.speech import EndReason, Reply, ReplyKind, ReplyState, Speech
 from voxline.session.timeline import TurnTimeline
+from voxline.session.tool_use import CallActions, ToolOutcome, ToolUser
 from voxline.session.turnbook import TurnBook
+from voxline.tools.definitions import tool_definitions
+from voxline.tools.http_tools import HttpTools
 from voxline.turns.completeness import Ending
 from voxline.turns.echo import EchoReference
 from voxline.turns.overlap import OverlapKind, classify_overlap
@@ -92,15 +95,31 @@ class _ReplyOutput:
         self._session = session
         self._reply = reply
         self._speech = speech
+        self._after_phrase = False
 
     def token(self, text: str) -> None:
         if self._reply.timeline is not None:
             self._reply.timeline.mark("llm_first_token", self._session.now())
+        if self._after_phrase and text.strip():
+            text, self._after_phrase = (text if text[0].isspace() else " " + text), False
         self._reply.generated += text
 
     def tool_call(self, call: ToolCall) -> None:
         self._session.log.warning("the LLM asked for tool %r; no tools are configured", call.name)
         self._session.record.event("tool-call", turn=self._reply.turn, name=call.name, handled=False)
+
+    async def use_tool(self, call: ToolCall) -> ToolOutcome:
+        if self._reply.timeline is not None:  # the LLM's answer was this call
+            self._reply.timeline.mark("llm_first_token", self._session.now())
+        return await self._session.use_tool(self._reply, call)
+
+    def said(self, text: str) -> None:
+        self._reply.generated = f"{self._reply.generated} {text}".strip()
+        self._after_phrase = True  # the LLM's next words are a new sentence
+
+    async def confirmed(self) -> None:
+        while self._reply.speculative:  # noqa: ASYNC110  (the turn-taking policy confirms it, or it is cancelled)
+            await asyncio.sleep(0.02)
 
     def clause(self, text: str, audio: bytes) -> None:
         if self._reply.timeline is not None:
@@ -124,8 +143,10 @@ class CallSession:
         turn_taking: TurnTaking | None = None,
         clock: Callable[[], float] = time.monotonic,
         outbound: bool = False,
+        tools: HttpTools | None = None,
     ) -> None:
-        """``outbound``: a call the agent placed; it is silent until Twilio says who answered."""
+        """``outbound``: a call the agent placed; it is silent until Twilio says who answered.
+        ``tools``: the business's tools (the agent file's ``[[tools]]``) and its webhook."""
         self.record = record
         self.log = logging.LoggerAdapter(log, {"call": record.call_sid})
         self._agent = agent
@@ -156,6 +177,8 @@ class CallSession:
         self._keypad = Keypad(agent.keypad, {lang.dtmf: code for code, lang in agent.languages.items() if lang.dtmf})
         self._keypad_timer: asyncio.Task[None] | None = None
         self._awaiting_answer = outbound
+        self._tool_user = ToolUser(agent, tools, record, self.log)
+        self._tools = tool_definitions(agent) or None  # as the LLM sees them
         self._answered_by = ""
         self._answer_known = asyncio.Event()
         self._inbound = bytearray()
@@ -804,11 +827,20 @@ class CallSession:
         messages = self._prompt(reply.caller_text)
         self.log.info("LLM streaming (%d messages)", len(messages))
         speech = reply.open_speech()
-        await self._responder.answer(messages, self._voice(), _ReplyOutput(self, reply, speech))
+        await self._responder.answer(messages, self._voice(), _ReplyOutput(self, reply, speech), self._tools)
         self.log.info(
             "reply generated in %.0f ms: %r", (self._clock() - reply.timeline.turn_detected) * 1000, reply.generated
         )
         self._generated(reply, speech)
+
+    async def use_tool(self, reply: Reply, call: ToolCall) -> ToolOutcome:
+        """A tool the reply's LLM asked for; one that acts on the call (ending it, handing it
+        over) does so once the reply has been heard."""
+        actions = CallActions(
+            end=lambda: self._spawn(self._hang_up_once_heard(reply), "hang-up"),
+            transfer=lambda: self._spawn(self._transfer_once_heard(reply), "transfer"),
+        )
+        return await self._tool_user.use(reply.turn, call, actions)
 
     def queue_piece(self, reply: Reply, speech: Speech, text: str, audio: bytes) -> None:
         if reply.ended or not audio:

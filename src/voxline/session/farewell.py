@@ -14,6 +14,7 @@ POLITE_WORDS = frozenset(
     """
     ok okay thanks thank you that's thats that is all it so much very great good alright fine then
     have a nice day see ya later talk soon for your help cheers no nothing else bas
+    lot everything i needed need wanted was take care perfect wonderful appreciate morning evening
     dhanyavaad dhanyawad dhanyavad shukriya theek thik hai achha acha ji
     धन्यवाद शुक्रिया ठीक है अच्छा जी बस और कुछ नहीं
     """.split()

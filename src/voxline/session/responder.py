@@ -21,9 +21,10 @@ from voxline.config import AgentConfig
 from voxline.engine.fallback import fallback_used
 from voxline.engine.stack import VoiceStack
 from voxline.errors import ProviderError
-from voxline.llm.base import ChatMessage
+from voxline.llm.base import ChatMessage, Tools
 from voxline.llm.chunking import ClauseChunker
 from voxline.llm.events import TextDelta, ToolCall
+from voxline.session.tool_use import ToolOutcome, believable
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,18 @@ class ReplySink(Protocol):
         """LLM text as it streams (the first one marks the first token)."""
 
     def tool_call(self, call: ToolCall) -> None:
-        """The LLM asked for a tool."""
+        """The LLM asked for a tool (and no tools were offered)."""
+
+    async def use_tool(self, call: ToolCall) -> ToolOutcome:
+        """Run a tool the LLM asked for."""
+        ...
+
+    def said(self, text: str) -> None:
+        """A fixed phrase in an answer (a filler, a tool's answer): part of what the reply says."""
+
+    async def confirmed(self) -> None:
+        """Returns once the reply is the turn's (one started at the caller's pause waits until the
+        turn is confirmed, or is cancelled): tools act on the world, so never for a guess."""
 
     def clause(self, text: str, audio: bytes) -> None:
         """A clause synthesized and ready to play (the apology too)."""
@@ -80,25 +92,77 @@ class Responder:
     async def apologise(self, sink: ReplySink) -> None:
         await self.say([(self._agent.apology, None)], sink)
 
-    async def answer(self, messages: list[ChatMessage], voice: str | None, sink: ReplySink) -> None:
-        """Stream the LLM's reply into clauses and speak each while the next is written."""
+    async def answer(
+        self, messages: list[ChatMessage], voice: str | None, sink: ReplySink, tools: Tools | None = None
+    ) -> None:
+        """Stream the LLM's reply into clauses and speak each while the next is written. With
+        ``tools``, the LLM may ask for some instead: they run (a filler is said if they take
+        long), and what they answered is spoken."""
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._speak(clauses, voice, sink))
             try:
-                await self._generate(messages, clauses, sink)
+                calls, worded = await self._generate(messages, clauses, sink, tools)
+                if calls:
+                    await self._use_tools(messages, calls, clauses, sink)
+                elif tools and not worded:  # neither words nor a tool call it could make sense of
+                    await self._generate(messages, clauses, sink, None)
             finally:
                 clauses.put_nowait(None)
 
-    async def _generate(self, messages: list[ChatMessage], clauses: asyncio.Queue[str | None], sink: ReplySink) -> None:
+    async def _use_tools(
+        self, messages: list[ChatMessage], calls: list[ToolCall], clauses: asyncio.Queue[str | None], sink: ReplySink
+    ) -> None:
+        llm = self._stack.llm
+        if llm.invents_arguments and not all(believable(call, messages) for call in calls):
+            log.info("a tool call the caller's words do not support: answering in words instead")
+            await self._generate(messages, clauses, sink, None)
+            return
+        await sink.confirmed()
+        work = asyncio.ensure_future(asyncio.gather(*(sink.use_tool(call) for call in calls)))
+        try:
+            done, _ = await asyncio.wait({work}, timeout=self._agent.filler_after_ms / 1000)
+            if not done:
+                self._fixed(self._agent.filler, clauses, sink)
+            outcomes: list[ToolOutcome] = await work
+        finally:
+            work.cancel()  # (the caller spoke over it: the tools' reply is not wanted any more)
+        if not all(outcome.ok for outcome in outcomes):
+            self._fixed(self._agent.tool_failed, clauses, sink)
+        elif all(outcome.say for outcome in outcomes):
+            for outcome in outcomes:
+                self._fixed(outcome.say, clauses, sink)
+        else:
+            results = [(outcome.call, outcome.say or outcome.answer) for outcome in outcomes]
+            await self._generate(llm.with_tool_results(messages, results), clauses, sink, None)
+
+    @staticmethod
+    def _fixed(text: str, clauses: asyncio.Queue[str | None], sink: ReplySink) -> None:
+        sink.said(text)
+        clauses.put_nowait(text)
+
+    async def _generate(
+        self,
+        messages: list[ChatMessage],
+        clauses: asyncio.Queue[str | None],
+        sink: ReplySink,
+        tools: Tools | None,
+    ) -> tuple[list[ToolCall], bool]:
+        """Streams one LLM answer into ``clauses``; returns the tool calls it asked for (when
+        ``tools`` were offered) and whether it said anything."""
         llm = self._agent.llm
         chunker = ClauseChunker(first_min_words=llm.first_clause_min_words, first_max_words=llm.first_piece_max_words)
+        calls: list[ToolCall] = []
+        worded = False
         try:
-            async for event in self._stack.llm.stream(messages, llm.max_tokens, llm.temperature):
+            async for event in self._stack.llm.stream(messages, llm.max_tokens, llm.temperature, tools):
                 if isinstance(event, TextDelta):
+                    worded = worded or bool(event.text.strip())
                     sink.token(event.text)
                     for clause in chunker.push(event.text):
                         clauses.put_nowait(clause)
+                elif tools:
+                    calls.append(event)
                 else:
                     sink.tool_call(event)
             for clause in chunker.flush():
@@ -109,6 +173,8 @@ class Responder:
             for clause in chunker.flush():
                 clauses.put_nowait(clause)
             clauses.put_nowait(self._agent.apology)
+            return [], True
+        return calls, worded
 
     async def _speak(self, clauses: asyncio.Queue[str | None], voice: str | None, sink: ReplySink) -> None:
         while (text := await clauses.get()) is not None:

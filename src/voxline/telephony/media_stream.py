@@ -338,6 +338,7 @@ class MediaStream:
             limits=limits,
             metrics=self.services.metrics,
             outbound=outbound,
+            tools=self.services.tools,
         )
         if outbound:
             self._follow_outbound(record, self.session)

@@ -28,6 +28,7 @@ from voxline.session.prompt import build_prompt
 from voxline.session.records import CallRecord
 from voxline.session.responder import Responder, Stage
 from voxline.session.timeline import TurnRecord
+from voxline.session.tool_use import ToolOutcome
 from voxline.telephony.admission import accepted_webhook, base_url, busy, phrase_url
 from voxline.telephony.messages import shown
 from voxline.telephony.recordings import RecordingUnavailable
@@ -246,6 +247,15 @@ class _WholeReply:
     def tool_call(self, call: ToolCall) -> None:
         log.warning("call %s: the LLM asked for tool %r; no tools are configured", self._record.call_sid, call.name)
         self._record.event("tool-call", name=call.name, handled=False)
+
+    async def use_tool(self, call: ToolCall) -> ToolOutcome:
+        return ToolOutcome(call, ok=False, error="the recording path offers no tools")
+
+    def said(self, text: str) -> None:
+        pass  # (no tools on this path: nothing is said but the LLM's words and the apology)
+
+    async def confirmed(self) -> None:
+        pass
 
     def clause(self, text: str, audio: bytes) -> None:
         if audio:
