@@ -17,7 +17,7 @@ from voxline.fakes.twilio_server import FakeTwilioRest
 from voxline.session.control import CallControlUnavailable
 from voxline.session.farewell import is_farewell
 from voxline.simulator.caller import CallerTurn, SimulatedCall
-from voxline.simulator.voices import speech_from_wav
+from voxline.simulator.voices import speech_from_text, speech_from_wav
 from voxline.telephony.rest import TwilioRest, dial_twiml
 
 
@@ -215,3 +215,22 @@ async def test_without_the_rest_api_a_transfer_request_is_apologised_for_and_the
     transfer = server.services.agent.transfer
     assert [t.heard_text for t in record.turns] == [transfer.phrase, transfer.unavailable]  # both heard in full
     assert result.messages_received.get("clear") is None
+
+
+async def test_on_the_recording_path_a_caller_who_asks_for_a_person_is_dialled_through(make_server, tmp_path):
+    from voxline.simulator.recorded_call import RecordedCall
+
+    server = make_server(agent_file=transfer_agent(tmp_path))
+    result = await RecordedCall(server.url, AUTH_TOKEN, ACCOUNT_SID).run(
+        [CallerTurn("a person", speech_from_text("Can I speak to a person, please?"))]
+    )
+    [turn] = result.turns
+    assert turn.twiml.count("<Play>") == 1 and "<Record" not in turn.twiml
+    assert '<Dial action="' in turn.twiml and "/voice/transfer-status" in turn.twiml
+    assert "<Number>+15005550009</Number>" in turn.twiml and 'timeout="15"' in turn.twiml
+    record = await server.wait_record_closed(result.call_sid)
+    assert record.outcome == "transferred"
+    assert [t.agent_text for t in record.turns] == [server.services.agent.transfer.phrase]
+    assert {"kind": "transfer", "outcome": "dialling"}.items() <= next(
+        e for e in record.events if e["kind"] == "transfer"
+    ).items()

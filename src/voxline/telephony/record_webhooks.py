@@ -24,6 +24,7 @@ from voxline.logs import Private
 from voxline.observability.metrics import Metrics
 from voxline.services import Services, ServicesDep
 from voxline.session.farewell import is_farewell
+from voxline.session.handoff import wants_a_person
 from voxline.session.prompt import build_prompt
 from voxline.session.records import CallRecord
 from voxline.session.responder import Responder, Stage
@@ -32,6 +33,7 @@ from voxline.session.tool_use import ToolOutcome
 from voxline.telephony.admission import accepted_webhook, base_url, busy, phrase_url
 from voxline.telephony.messages import shown
 from voxline.telephony.recordings import RecordingUnavailable
+from voxline.telephony.rest import dial_verb
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -163,24 +165,21 @@ async def _recorded_turn(services: Services, request: Request, params: dict[str,
         return _play_then_record(services, request, await phrase_url(services, request, agent.reprompt))
     if is_farewell(text):  # the agent's goodbye, then <Hangup/>: no further <Record>
         log.info("call %s: the caller said goodbye", call_sid)
-        history = await services.store.history(call_sid, fallback=record.history)
-        goodbye = TurnRecord(
-            index=sum(1 for m in history if m["role"] == "user") + 1,
-            caller_text=text,
-            agent_text=agent.goodbye,
-            heard_text=agent.goodbye,
-            stages_ms=stages,
-            language=agent.language,
-        )
-        record.add_turn(goodbye, started_at=turn_started_at)
-        await services.store.append(
-            call_sid, [{"role": "user", "content": text}, {"role": "assistant", "content": agent.goodbye}]
-        )
-        response = VoiceResponse()
-        response.play(await phrase_url(services, request, agent.goodbye))
+        response = await _closing_turn(services, request, record, text, agent.goodbye, stages, turn_started_at)
         response.hangup()  # Twilio calls back no more: the call ends here
         record.event("hung-up")
         await _end_recorded_call(services, record)
+        return _xml(response)
+    if agent.transfer.number and wants_a_person(text):  # the hand-off phrase, then <Dial>
+        log.info("call %s: the caller asked for a person", call_sid)
+        transfer = agent.transfer
+        response = await _closing_turn(services, request, record, text, transfer.phrase, stages, turn_started_at)
+        action = f"{base_url(services, request)}/voice/transfer-status"
+        response.append(
+            dial_verb(transfer.number, transfer.caller_id or params.get("To", ""), transfer.timeout_s, action)
+        )
+        record.event("transfer", to=transfer.number, outcome="dialling")
+        await _end_recorded_call(services, record, "transferred")
         return _xml(response)
 
     mark = time.monotonic()
@@ -220,12 +219,41 @@ async def _recorded_turn(services: Services, request: Request, params: dict[str,
     return _play_then_record(services, request, f"{base_url(services, request)}/audio/{token}.wav")
 
 
-async def _end_recorded_call(services: Services, record: CallRecord) -> None:
-    record.outcome, record.ended_at = "completed", time.time()
+async def _closing_turn(
+    services: Services,
+    request: Request,
+    record: CallRecord,
+    text: str,
+    phrase: str,
+    stages: dict[str, float | None],
+    started_at: float,
+) -> VoiceResponse:
+    """The caller's last turn, answered with a fixed phrase (a goodbye, the hand-off): recorded
+    and remembered; the TwiML plays it, and the caller adds what follows."""
+    history = await services.store.history(record.call_sid, fallback=record.history)
+    turn = TurnRecord(
+        index=sum(1 for m in history if m["role"] == "user") + 1,
+        caller_text=text,
+        agent_text=phrase,
+        heard_text=phrase,
+        stages_ms=stages,
+        language=services.agent.language,
+    )
+    record.add_turn(turn, started_at=started_at)
+    await services.store.append(
+        record.call_sid, [{"role": "user", "content": text}, {"role": "assistant", "content": phrase}]
+    )
+    response = VoiceResponse()
+    response.play(await phrase_url(services, request, phrase))
+    return response
+
+
+async def _end_recorded_call(services: Services, record: CallRecord, outcome: str = "completed") -> None:
+    record.outcome, record.ended_at = outcome, time.time()
     record.history = await services.store.history(record.call_sid, fallback=record.history)
     services.registry.end(record)
     services.metrics.active_calls.labels("recording").dec()
-    services.metrics.calls.labels("recording", "completed").inc()
+    services.metrics.calls.labels("recording", outcome).inc()
 
 
 class _WholeReply:

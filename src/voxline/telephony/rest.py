@@ -100,10 +100,9 @@ class TwilioRest:
             await self._http.close()
 
 
-def dial_twiml(to: str, caller_id: str = "", timeout_s: int = 20, action: str = "") -> str:
+def dial_verb(to: str, caller_id: str = "", timeout_s: int = 20, action: str = "") -> Dial:
     """``<Dial>`` the person; when the dialled leg ends (answered and done, busy, no answer),
     Twilio posts ``DialCallStatus`` to ``action``, whose TwiML the caller hears next."""
-    response = VoiceResponse()
     dial = Dial(
         caller_id=caller_id or None, timeout=timeout_s, action=action or None, method="POST" if action else None
     )
@@ -111,7 +110,12 @@ def dial_twiml(to: str, caller_id: str = "", timeout_s: int = 20, action: str = 
         dial.sip(to)
     else:
         dial.number(to)
-    response.append(dial)
+    return dial
+
+
+def dial_twiml(to: str, caller_id: str = "", timeout_s: int = 20, action: str = "") -> str:
+    response = VoiceResponse()
+    response.append(dial_verb(to, caller_id, timeout_s, action))
     return str(response)
 
 
