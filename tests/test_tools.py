@@ -97,6 +97,15 @@ name = "stock_level"
 description = "How many of a part are in stock."
 url = "{endpoints.url}/broken"
 
+[[tasks]]
+name = "book_appointment"
+description = "Book an appointment once the caller has given their name, the day and their phone number."
+fields = {{ name = "The caller's name.", day = "The day they want.", phone = "Their phone number, digits only." }}
+spell = ["phone"]
+saved = "Thank you {{name}}, you are booked for {{day}}. We will call {{phone}} if anything changes."
+webhook_url = "{endpoints.url}/webhook"
+webhook_secret_env = "TEST_WEBHOOK_SECRET"
+
 [messages]
 webhook_url = "{endpoints.url}/webhook"
 webhook_secret_env = "TEST_WEBHOOK_SECRET"
@@ -136,7 +145,8 @@ def test_the_llm_sees_the_agent_files_tools_and_the_builtins_it_turned_on(tmp_pa
     endpoints = BusinessEndpoints()
     agent = load_agent(Path(tools_agent(tmp_path, endpoints)))
     tools = {t["function"]["name"]: t["function"] for t in tool_definitions(agent)}
-    assert set(tools) == {"order_status", "stock_level", "end_call", "take_message"}
+    assert set(tools) == {"order_status", "stock_level", "book_appointment", "end_call", "take_message"}
+    assert tools["book_appointment"]["parameters"]["required"] == ["name", "day", "phone"]
     assert tools["take_message"]["parameters"]["required"] == ["name", "phone", "message"]
     assert tools["order_status"]["parameters"]["required"] == ["order_number"]
     assert agent.tools[0].resolved_headers() == {"Authorization": "Bearer orders-token-42"}
@@ -186,6 +196,7 @@ async def test_a_tool_answer_with_say_is_spoken_as_it_is(server, make_server, tm
     assert [t["function"]["name"] for t in fake.requests[0]["body"]["tools"]] == [
         "order_status",
         "stock_level",
+        "book_appointment",
         "end_call",
         "take_message",
     ]
@@ -253,13 +264,14 @@ async def test_a_message_is_stored_with_the_call_and_signed_to_the_webhook(serve
                 break
             await asyncio.sleep(0.05)
     assert record.turns[-1].agent_text == running.services.agent.messages.saved
-    stored = next(e for e in record.events if e["kind"] == "message")
-    assert {k: stored[k] for k in message} == message
+    stored = next(e for e in record.events if e["kind"] == "task")
+    assert stored["task"] == "take_message" and stored["fields"] == message
     assert len(endpoints.deliveries) == 2  # the 503, then the retry
     body, signed = endpoints.deliveries[-1]
     assert signed == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest() == signature(SECRET, body)
     payload = json.loads(body)
-    assert payload["kind"] == "message" and payload["call_sid"] == result.call_sid and payload["fields"] == message
+    assert payload["kind"] == "task" and payload["task"] == "take_message"
+    assert payload["call_sid"] == result.call_sid and payload["fields"] == message
 
 
 async def test_the_end_call_tool_says_goodbye_then_hangs_up(server, make_server, tmp_path, env, prompts):
@@ -320,3 +332,48 @@ async def test_the_embedded_llm_looks_up_a_typed_order_number(make_server, tmp_p
         record = await running.wait_record_closed(result.call_sid)
     assert endpoints.lookups and endpoints.lookups[0][0] == ORDER
     assert record.turns[-1].agent_text.endswith("Order 48213377 is shipped; it arrives on Tuesday.")
+
+
+async def test_a_booking_collects_its_fields_reads_them_back_and_is_returned_by_the_api(
+    server, make_server, tmp_path, env, prompts
+):
+    import httpx
+
+    from conftest import API_TOKEN
+
+    async with BusinessEndpoints() as endpoints, FakeOpenAI() as fake:
+        fake.mode, fake.tool_name = "tools", "book_appointment"
+        fake.tool_arguments = {"name": "Priya", "day": "Friday"}  # the phone number is not given yet
+        running = hosted(server, make_server, fake, tools_agent(tmp_path, endpoints))
+        speech = speech_from_wav(prompts / "hello-world.wav")
+
+        async def phone_next():
+            while len(fake.requests) < 1:
+                await asyncio.sleep(0.02)
+            fake.tool_arguments = {"name": "Priya", "day": "Friday", "phone": "415 555 0134"}
+
+        given = asyncio.create_task(phone_next())
+        result = await SimulatedCall(running.url, AUTH_TOKEN).run(
+            [CallerTurn("book", speech), CallerTurn("phone", speech)]
+        )
+        await given
+        record = await running.wait_record_closed(result.call_sid)
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            shown = (
+                await client.get(f"/api/calls/{result.call_sid}", headers={"Authorization": f"Bearer {API_TOKEN}"})
+            ).json()
+        for _ in range(100):
+            if endpoints.deliveries:
+                break
+            await asyncio.sleep(0.05)
+    asked, booked = (t.agent_text for t in record.turns[-2:])
+    assert asked == "Could you also tell me your phone?"
+    assert (
+        booked == "Thank you Priya, you are booked for Friday. We will call 4 1 5, 5 5 5, 0 1 3 4 if anything changes."
+    )
+    task = next(e for e in shown["events"] if e["kind"] == "task")
+    assert task["details"] == {
+        "task": "book_appointment",
+        "fields": {"name": "Priya", "day": "Friday", "phone": "415 555 0134"},
+    }
+    assert json.loads(endpoints.deliveries[0][0])["task"] == "book_appointment"

@@ -513,9 +513,45 @@ class ToolSettings(BaseModel):
         }
 
 
-class MessageSettings(BaseModel):
-    """``[messages]``: the built-in ``take_message`` tool, and where taken messages go."""
+class TaskSettings(BaseModel):
+    """``[[tasks]]``: something the agent collects from the caller and hands to the business (a
+    booking, a callback request): a built-in tool whose fields are all required, read back to the
+    caller (``spell``: digit by digit), stored with the call and POSTed to ``webhook_url``."""
 
+    name: str = Field(pattern=TOOL_NAME, description="The tool's name, e.g. book_appointment.")
+    description: str = Field(min_length=1, description="When to use it, for the LLM.")
+    fields: dict[str, str] = Field(description="What it must have, each with a description for the LLM.")
+    spell: list[str] = Field(default_factory=list, description="Fields read back digit by digit (phone numbers).")
+    saved: str = Field(
+        default="Thank you, that's noted.",
+        description="Said when it is complete: {field} placeholders read the values back.",
+    )
+    ask_missing: str = Field(default="Could you also tell me your {field}?", description="When a field is missing.")
+    webhook_url: str = Field(default="", description="Each one is POSTed here as JSON ('' : only stored).")
+    webhook_secret_env: str = Field(
+        default="VOXLINE_WEBHOOK_SECRET",
+        description="The environment variable whose value signs the webhook (X-Voxline-Signature: sha256=HMAC).",
+    )
+
+    @model_validator(mode="after")
+    def _checked(self) -> TaskSettings:
+        key = f"tasks.{self.name}"
+        if self.webhook_url:
+            _endpoint(self.webhook_url, f"{key}.webhook_url")
+        if not self.fields:
+            raise ValueError(f"{key}.fields must name at least one field")
+        if unknown := set(self.spell) - set(self.fields):
+            raise ValueError(f"{key}.spell names fields it does not have: {', '.join(sorted(unknown))}")
+        _placeholders(self.ask_missing, f"{key}.ask_missing", field="")
+        _placeholders(self.saved, f"{key}.saved", **dict.fromkeys(self.fields, ""))
+        return self
+
+
+class MessageSettings(TaskSettings):
+    """``[messages]``: the built-in ``take_message`` task, and where taken messages go."""
+
+    name: str = "take_message"
+    description: str = "Take a message for the staff when the caller wants to be called back."
     fields: dict[str, str] = Field(
         default_factory=lambda: {
             "name": "The caller's name.",
@@ -524,22 +560,7 @@ class MessageSettings(BaseModel):
         },
         description="What a message must have, each with a description for the LLM.",
     )
-    webhook_url: str = Field(default="", description="Each message is POSTed here as JSON ('' : only stored).")
-    webhook_secret_env: str = Field(
-        default="VOXLINE_WEBHOOK_SECRET",
-        description="The environment variable whose value signs the webhook (X-Voxline-Signature: sha256=HMAC).",
-    )
     saved: str = Field(default="Thank you, I've passed your message on. Someone will call you back.")
-    ask_missing: str = Field(default="Could you also tell me your {field}?", description="When a field is missing.")
-
-    @model_validator(mode="after")
-    def _checked(self) -> MessageSettings:
-        if self.webhook_url:
-            _endpoint(self.webhook_url, "messages.webhook_url")
-        if not self.fields:
-            raise ValueError("messages.fields must name at least one field")
-        _placeholders(self.ask_missing, "messages.ask_missing", field="")
-        return self
 
 
 class OutboundSettings(BaseModel):
@@ -589,6 +610,7 @@ class AgentConfig(BaseModel):
     keypad: KeypadSettings = KeypadSettings()
     outbound: OutboundSettings = OutboundSettings()
     tools: list[ToolSettings] = Field(default_factory=list)
+    tasks: list[TaskSettings] = Field(default_factory=list)
     messages: MessageSettings = MessageSettings()
     builtin_tools: list[str] = Field(
         default_factory=list,
@@ -618,9 +640,11 @@ class AgentConfig(BaseModel):
                 raise ValueError(f"builtin_tools: {name!r} is not one of {', '.join(BUILTIN_TOOLS)}")
         if "transfer_to_person" in self.builtin_tools and not self.transfer.number:
             raise ValueError("builtin_tools: transfer_to_person needs [transfer] number")
-        names = [tool.name for tool in self.tools]
+        names = [*(tool.name for tool in self.tools), *(task.name for task in self.tasks)]
         if len(set(names)) != len(names):
-            raise ValueError("tools: two tools have the same name")
+            raise ValueError("tools and tasks: two have the same name")
+        if clash := set(names) & set(BUILTIN_TOOLS):
+            raise ValueError(f"tools and tasks: {', '.join(sorted(clash))} is a built-in tool's name")
         return self
 
 

@@ -1,18 +1,20 @@
 """Running the tools a reply asks for: the business's over HTTPS, the built-in ones through the
-call (end it, hand it to a person, take a message). Each use is a ``tool-call`` event in the call
-record (arguments, outcome, milliseconds, what it answered); a message is also a ``message``
-event with its fields, and goes to the business's webhook."""
+call (end it, hand it to a person, take a message or another task of the agent file). Each use is
+a ``tool-call`` event in the call record (arguments, outcome, milliseconds, what it answered); a
+completed task (a message, a booking) is also a ``task`` event with its fields, and goes to the
+business's webhook."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from voxline.config import AgentConfig
+from voxline.config import AgentConfig, TaskSettings
 from voxline.llm.base import ChatMessage
 from voxline.llm.events import ToolCall
 from voxline.session.farewell import is_farewell
@@ -94,7 +96,9 @@ class ToolUser:
             if call.name == "transfer_to_person":
                 actions.transfer()
                 return ToolOutcome(call, ok=True, say=agent.transfer.phrase)
-            return self._take_message(call)
+            return self._complete(agent.messages, call)
+        if (task := next((t for t in agent.tasks if t.name == call.name), None)) is not None:
+            return self._complete(task, call)
         if self._http is None or not self._http.knows(call.name):
             return ToolOutcome(call, ok=False, error="no such tool")
         answer = await self._http.call(call.name, call.arguments)
@@ -103,20 +107,29 @@ class ToolUser:
         say = answer.say(self._http.settings(call.name).say, call.arguments)
         return ToolOutcome(call, ok=True, say=say, answer=json.dumps(answer.data, ensure_ascii=False))
 
-    def _take_message(self, call: ToolCall) -> ToolOutcome:
-        settings = self._agent.messages
-        fields = {name: str(call.arguments.get(name, "")).strip() for name in settings.fields}
+    def _complete(self, task: TaskSettings, call: ToolCall) -> ToolOutcome:
+        """A task's fields: a missing one is asked for; complete, it is stored with the call, sent
+        to the business's webhook, and read back to the caller."""
+        fields = {name: str(call.arguments.get(name, "")).strip() for name in task.fields}
         missing = [name for name, value in fields.items() if not value]
         if missing:
-            return ToolOutcome(call, ok=True, say=settings.ask_missing.format(field=missing[0].replace("_", " ")))
-        self._record.event("message", **fields)
-        if settings.webhook_url and self._http is not None:
+            return ToolOutcome(call, ok=True, say=task.ask_missing.format(field=missing[0].replace("_", " ")))
+        self._record.event("task", task=task.name, fields=fields)
+        if task.webhook_url and self._http is not None:
             payload = {
-                "kind": "message",
+                "kind": "task",
+                "task": task.name,
                 "call_sid": self._record.call_sid,
                 "caller": self._record.caller,
                 "at": time.time(),
                 "fields": fields,
             }
-            self._http.deliver(settings.webhook_url, settings.webhook_secret_env, payload)
-        return ToolOutcome(call, ok=True, say=settings.saved)
+            self._http.deliver(task.webhook_url, task.webhook_secret_env, payload)
+        read_back = {name: spelled(value) if name in task.spell else value for name, value in fields.items()}
+        return ToolOutcome(call, ok=True, say=task.saved.format(**read_back))
+
+
+def spelled(value: str) -> str:
+    """Digit by digit, as a person reads a number back: "415 555 0123" → "4 1 5, 5 5 5, 0 1 2 3"."""
+    groups = [" ".join(group) for group in re.findall(r"\d+", value)]
+    return ", ".join(groups) if groups else value
