@@ -123,12 +123,13 @@ async def test_on_the_recording_path_a_goodbye_is_answered_with_hangup(server, p
 # Transfer to a person
 
 
-def transfer_agent(tmp_path, number: str = "+15005550009"):
+def transfer_agent(tmp_path, number: str = "+15005550009", whisper: str = ""):
     from importlib import resources
 
     text = resources.files("voxline.agents").joinpath("front_desk.toml").read_text(encoding="utf-8")
     path = tmp_path / "with-transfer.toml"
-    path.write_text(text + f'\n[transfer]\nnumber = "{number}"\ntimeout_s = 15\n', encoding="utf-8")
+    section = f'\n[transfer]\nnumber = "{number}"\ntimeout_s = 15\nwhisper = "{whisper}"\n'
+    path.write_text(text + section, encoding="utf-8")
     return path
 
 
@@ -234,3 +235,35 @@ async def test_on_the_recording_path_a_caller_who_asks_for_a_person_is_dialled_t
     assert {"kind": "transfer", "outcome": "dialling"}.items() <= next(
         e for e in record.events if e["kind"] == "transfer"
     ).items()
+
+
+async def test_a_warm_hand_off_tells_the_person_what_the_caller_said_first(make_server, tmp_path):
+    """The caller's words are synthetic (the embedded TTS): no recording of this request exists."""
+    import httpx
+
+    from voxline.telephony.security import sign
+
+    whisper = "A caller from the front desk. They said: {said}"
+    async with FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+        server = make_server(twilio_api_base_url=twilio.url, agent_file=transfer_agent(tmp_path, whisper=whisper))
+        call = SimulatedCall(server.url, AUTH_TOKEN)
+        twilio.add_call(call.call_sid)
+        twilio.on_redirect = lambda _sid, _twiml: call.end_call()
+        speech = speech_from_text("Can I speak to a person about my bill, please?")
+        await call.run([CallerTurn("a person", speech)], linger_s=15)
+    twiml = twilio.requests[-1].params["Twiml"]
+    url = f"{server.url}/voice/whisper?call={call.call_sid}"
+    assert f'<Number method="POST" url="{url}">+15005550009</Number>' in twiml
+    # The person answers: Twilio fetches the whisper for their leg (its own CallSid), signed.
+    params = {"CallSid": "CA" + "5" * 32, "ParentCallSid": call.call_sid, "AccountSid": ACCOUNT_SID}
+    async with httpx.AsyncClient(timeout=60) as client:
+        unsigned = await client.post(url, data=params)
+        assert unsigned.status_code == 403
+        answer = await client.post(url, data=params, headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url, params)})
+        answer.raise_for_status()
+        played = re.search(r"<Play>(.*?)</Play>", answer.text).group(1)
+        audio = (await client.get(played)).content
+    from voxline.telephony.recordings import decode_wav
+
+    heard = server.transcribe(decode_wav(audio))
+    assert {"front", "desk", "bill"} <= words(heard), heard

@@ -143,5 +143,21 @@ def test_a_transcript_stuck_in_a_loop_counts_as_no_words():
 
     assert _unless_looping("you " * 60) == ""
     assert _unless_looping("Thank you. " * 6) == ""
-    for real in ("No, no, no, no.", "one one one one", "My number is 4 1 5, 5 5 5, 0 1 2 3.", "1 1 1 1 1 1 1 1 1 1"):
+    for real in (
+        "No, no, no, no.",
+        "one one one one",
+        "My number is 4 1 5, 5 5 5, 0 1 2 3.",
+        "1 1 1 1 1 1 1 1 1 1",
+        "My account is 7 7 7 7 7",
+        "Okay bye bye bye",
+    ):
         assert _unless_looping(real) == real
+
+
+def test_real_words_followed_by_a_loop_keep_the_words():
+    """Whisper on the padding after speech sometimes repeats the last word: the words are kept."""
+    from voxline.stt.whisper import _unless_looping
+
+    said = "A caller from the front desk. They said, can I speak to a person about my bill? Please."
+    assert _unless_looping(said + " Please." * 19) == said
+    assert _unless_looping("I need to book a cleaning" + " for Friday" * 12) == "I need to book a cleaning for Friday"

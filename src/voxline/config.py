@@ -365,6 +365,11 @@ class LanguageSettings(BaseModel):
 class TransferSettings(BaseModel):
     """``[transfer]``: handing the caller to a person (needs Twilio's REST API on the call)."""
 
+    @model_validator(mode="after")
+    def _whisper(self) -> TransferSettings:
+        _placeholders(self.whisper, "transfer.whisper", said="")
+        return self
+
     number: str = Field(default="", description="Who takes the call, E.164 (or a SIP address); '' : no transfers.")
     phrase: str = Field(default="Let me put you through to a colleague. One moment, please.")
     caller_id: str = Field(default="", description="The number the person sees; '' : the number the caller dialled.")
@@ -372,6 +377,11 @@ class TransferSettings(BaseModel):
     no_answer: str = Field(
         default="Sorry, nobody can take your call right now. Please leave a message after the tone.",
         description="Said when nobody answers (busy, no answer, failed); then the caller's message is recorded.",
+    )
+    whisper: str = Field(
+        default="",
+        description="A warm hand-off: said to the person who answers before the caller is put through, "
+        "e.g. 'A caller from the front desk. They said: {said}' ({said}: the caller's last words); '' : none.",
     )
     message_max_s: int = Field(default=60, ge=5, le=600, description="Longest message recorded.")
     thanks: str = Field(default="Thank you, we will call you back. Goodbye.", description="Said after the message.")

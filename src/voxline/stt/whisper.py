@@ -39,8 +39,34 @@ COMPRESSION_RATIO_LIMIT = 2.4
 Window = Literal["fit", "full"]
 
 
+LOOP_REPEATS = 4  # a phrase said this many times in a row at the end is Whisper looping, not the caller
+LOOP_PHRASE_WORDS = 8
+
+
+def _without_repeated_tail(text: str) -> str:
+    """Real words followed by a phrase repeated over and over ("… about my bill? Please. Please.
+    Please. Please. …", Whisper on the padding after speech): the words and the phrase once.
+    Numbers repeated are the caller's ("7 7 7 7"), and a transcript that is only the loop is left
+    to the compression check."""
+    words = text.split()
+    folded = [w.strip(".,!?;:").casefold() for w in words]
+    for size in range(1, LOOP_PHRASE_WORDS + 1):
+        tail = folded[-size:]
+        if not any(ch.isalpha() for w in tail for ch in w):
+            continue
+        repeats = 1
+        while len(folded) >= (repeats + 1) * size and folded[-(repeats + 1) * size : -repeats * size] == tail:
+            repeats += 1
+        before = len(words) - repeats * size
+        if repeats >= LOOP_REPEATS:  # the shortest phrase that loops: cut there, if words come before it
+            return " ".join(words[: before + size]) if before >= 2 else text
+    return text
+
+
 def _unless_looping(text: str) -> str:
-    """The transcript, or nothing when it is one phrase repeated over and over (a hallucination)."""
+    """The transcript without a looping tail, or nothing when it is all one phrase repeated over
+    and over (a hallucination on noise)."""
+    text = _without_repeated_tail(text)
     data = text.encode("utf-8")
     if len(data) > 48 and len(data) / len(zlib.compress(data)) > COMPRESSION_RATIO_LIMIT:
         return ""

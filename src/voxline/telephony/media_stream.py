@@ -30,6 +30,7 @@ from voxline.telephony.direct_socket import DIRECT
 from voxline.telephony.line import SocketSender, TwilioLine
 from voxline.telephony.rest import RestCallControl
 from voxline.telephony.security import public_base_url, websocket_url
+from voxline.telephony.transfer_webhooks import whisper_url
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +133,15 @@ class MediaStream:
         if rest is None:
             return stream_control
         transfer = self.services.agent.transfer
+        base = stream_base_url(self.ws, self.services)
         return RestCallControl(
             rest,
             call_sid,
             caller_id=transfer.caller_id or our_number,
             fallback=stream_control,
             dial_timeout_s=transfer.timeout_s,
-            status_url=f"{stream_base_url(self.ws, self.services)}/voice/transfer-status",
+            status_url=f"{base}/voice/transfer-status",
+            whisper_url=whisper_url(base, call_sid) if transfer.whisper else "",
         )
 
     def start_overdue(self, serving: asyncio.Task) -> None:

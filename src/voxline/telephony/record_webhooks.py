@@ -34,6 +34,7 @@ from voxline.telephony.admission import accepted_webhook, base_url, busy, phrase
 from voxline.telephony.messages import shown
 from voxline.telephony.recordings import RecordingUnavailable
 from voxline.telephony.rest import dial_verb
+from voxline.telephony.transfer_webhooks import whisper_url
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -174,9 +175,11 @@ async def _recorded_turn(services: Services, request: Request, params: dict[str,
         log.info("call %s: the caller asked for a person", call_sid)
         transfer = agent.transfer
         response = await _closing_turn(services, request, record, text, transfer.phrase, stages, turn_started_at)
-        action = f"{base_url(services, request)}/voice/transfer-status"
+        base = base_url(services, request)
+        whisper = whisper_url(base, call_sid) if transfer.whisper else ""
+        caller_id = transfer.caller_id or params.get("To", "")
         response.append(
-            dial_verb(transfer.number, transfer.caller_id or params.get("To", ""), transfer.timeout_s, action)
+            dial_verb(transfer.number, caller_id, transfer.timeout_s, f"{base}/voice/transfer-status", whisper)
         )
         record.event("transfer", to=transfer.number, outcome="dialling")
         await _end_recorded_call(services, record, "transferred")

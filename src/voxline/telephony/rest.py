@@ -100,22 +100,25 @@ class TwilioRest:
             await self._http.close()
 
 
-def dial_verb(to: str, caller_id: str = "", timeout_s: int = 20, action: str = "") -> Dial:
+def dial_verb(to: str, caller_id: str = "", timeout_s: int = 20, action: str = "", whisper_url: str = "") -> Dial:
     """``<Dial>`` the person; when the dialled leg ends (answered and done, busy, no answer),
-    Twilio posts ``DialCallStatus`` to ``action``, whose TwiML the caller hears next."""
+    Twilio posts ``DialCallStatus`` to ``action``, whose TwiML the caller hears next. With
+    ``whisper_url``, the person hears that URL's TwiML when they answer, before the caller is put
+    through (a warm hand-off)."""
     dial = Dial(
         caller_id=caller_id or None, timeout=timeout_s, action=action or None, method="POST" if action else None
     )
+    whisper = {"url": whisper_url, "method": "POST"} if whisper_url else {}
     if to.startswith("sip:"):
-        dial.sip(to)
+        dial.sip(to, **whisper)
     else:
-        dial.number(to)
+        dial.number(to, **whisper)
     return dial
 
 
-def dial_twiml(to: str, caller_id: str = "", timeout_s: int = 20, action: str = "") -> str:
+def dial_twiml(to: str, caller_id: str = "", timeout_s: int = 20, action: str = "", whisper_url: str = "") -> str:
     response = VoiceResponse()
-    response.append(dial_verb(to, caller_id, timeout_s, action))
+    response.append(dial_verb(to, caller_id, timeout_s, action, whisper_url))
     return str(response)
 
 
@@ -130,6 +133,7 @@ class RestCallControl:
         fallback: CallControl | None = None,
         dial_timeout_s: int = 20,
         status_url: str = "",
+        whisper_url: str = "",
     ) -> None:
         self._rest = rest
         self._call_sid = call_sid
@@ -137,6 +141,7 @@ class RestCallControl:
         self._fallback = fallback
         self._dial_timeout_s = dial_timeout_s
         self._status_url = status_url  # where Twilio reports how the transfer went
+        self._whisper_url = whisper_url  # what the person hears first ('' : a cold transfer)
 
     async def hang_up(self) -> None:
         """``Status=completed``; if the API cannot be reached, the fallback (closing the stream)."""
@@ -149,7 +154,7 @@ class RestCallControl:
             await self._fallback.hang_up()
 
     async def transfer(self, to: str) -> None:
-        twiml = dial_twiml(to, self._caller_id, self._dial_timeout_s, self._status_url)
+        twiml = dial_twiml(to, self._caller_id, self._dial_timeout_s, self._status_url, self._whisper_url)
         if not await self._rest.redirect(self._call_sid, twiml):
             raise CallControlUnavailable("the call has already ended")
 

@@ -4,12 +4,15 @@ The agent hands a call over by redirecting it to ``<Dial action="/voice/transfer
 media stream ends there. When the dialled leg ends, Twilio posts ``DialCallStatus``: after a
 conversation (``completed`` / ``answered``) the call ends; when nobody took it (``busy``,
 ``no-answer``, ``failed``, ``canceled``) the caller hears the agent file's ``no_answer`` phrase and
-leaves a message (``<Record>``), which is fetched, transcribed and kept with the call.
+leaves a message (``<Record>``), which is fetched, transcribed and kept with the call. With a
+``whisper`` phrase, the person who answers first hears it (``/voice/whisper``: the caller's last
+words), then the caller is put through.
 """
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from twilio.twiml.voice_response import VoiceResponse
@@ -25,6 +28,33 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 ANSWERED = frozenset({"completed", "answered"})
+WHISPER_PATH = "/voice/whisper"
+SAID_WORDS = 40  # of the caller's last words, in the whisper
+
+
+def whisper_url(base: str, call_sid: str) -> str:
+    """Where the person's leg fetches its whisper: the caller's call in the query (the signature
+    Twilio sends covers it)."""
+    return f"{base}{WHISPER_PATH}?{urlencode({'call': call_sid})}"
+
+
+@router.post(WHISPER_PATH)
+async def whisper(request: Request, services: ServicesDep) -> Response:
+    """The person answered: what they hear before the caller is put through."""
+    params = await accepted_webhook(services, request)
+    if isinstance(params, Response):
+        return params
+    call_sid = request.query_params.get("call", "")
+    record = services.registry.find(call_sid)
+    said = " ".join(t.caller_text for t in (record.turns if record is not None else []) if t.caller_text)
+    said = " ".join(said.split()[-SAID_WORDS:]) or "nothing yet"
+    log.info("call %s: whispering to the person who answered", shown(call_sid))
+    assert services.stack is not None  # accepted_webhook answers 503 while the models load
+    audio = await services.stack.speak(services.agent.transfer.whisper.format(said=said))
+    token = services.audio.put(audio, call_sid=call_sid)  # the caller's words: forgotten with the caller
+    response = VoiceResponse()
+    response.play(f"{base_url(services, request)}/audio/{token}.wav")
+    return Response(str(response), media_type="application/xml")
 
 
 @router.post("/voice/transfer-status")
