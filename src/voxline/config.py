@@ -14,9 +14,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voxline.knowledge.schedule import DAYS, Schedule, parse_day, schedule_of
 
 
 class Settings(BaseSettings):
@@ -573,6 +576,42 @@ class MessageSettings(TaskSettings):
     saved: str = Field(default="Thank you, I've passed your message on. Someone will call you back.")
 
 
+class HoursSettings(BaseModel):
+    """``[hours]``: opening hours as a schedule, so "are you open now / today / on Saturday?" is
+    answered from it in the business's time zone, not guessed by the LLM."""
+
+    timezone: str = Field(default="", description="IANA time zone, e.g. Asia/Kolkata ('' : no schedule).")
+    monday: str = Field(default="closed", description="'09:00-18:00', '09:00-13:00, 14:00-18:00' or 'closed'.")
+    tuesday: str = "closed"
+    wednesday: str = "closed"
+    thursday: str = "closed"
+    friday: str = "closed"
+    saturday: str = "closed"
+    sunday: str = "closed"
+    closed_dates: list[str] = Field(default_factory=list, description="Holidays, as YYYY-MM-DD.")
+
+    def week(self) -> list[str]:
+        return [getattr(self, day) for day in DAYS]
+
+    @model_validator(mode="after")
+    def _checked(self) -> HoursSettings:
+        for day in DAYS:
+            try:
+                parse_day(getattr(self, day))
+            except ValueError as exc:
+                raise ValueError(f"hours.{day}: {exc}") from exc
+        try:
+            schedule_of(self.timezone, self.week(), self.closed_dates)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"hours: {exc}") from exc
+        if not self.timezone and any(parse_day(text) for text in self.week()):
+            raise ValueError("hours: a schedule needs its timezone, e.g. timezone = 'Asia/Kolkata'")
+        return self
+
+    def schedule(self) -> Schedule | None:
+        return schedule_of(self.timezone, self.week(), self.closed_dates)
+
+
 class OutboundSettings(BaseModel):
     """``[outbound]``: calls the agent places (``voxline dial``, ``POST /api/calls``)."""
 
@@ -619,6 +658,7 @@ class AgentConfig(BaseModel):
     transfer: TransferSettings = TransferSettings()
     keypad: KeypadSettings = KeypadSettings()
     outbound: OutboundSettings = OutboundSettings()
+    hours: HoursSettings = HoursSettings()
     tools: list[ToolSettings] = Field(default_factory=list)
     tasks: list[TaskSettings] = Field(default_factory=list)
     messages: MessageSettings = MessageSettings()
@@ -641,6 +681,16 @@ class AgentConfig(BaseModel):
                 raise ValueError(f"key {language.dtmf!r} picks language {code!r} and is also in keypad.menu")
             if language.dtmf and language.dtmf == self.keypad.terminator:
                 raise ValueError(f"key {language.dtmf!r} picks language {code!r} and is the keypad terminator")
+        return self
+
+    @model_validator(mode="after")
+    def _hours_in_prompt(self) -> AgentConfig:
+        """The LLM knows the week's hours too (for questions that are about more than them)."""
+        schedule = self.hours.schedule()
+        if schedule is not None:
+            line = f"Opening hours ({self.hours.timezone} time): {schedule.summary()}."
+            if line not in self.system_prompt:
+                self.system_prompt = f"{self.system_prompt.rstrip()}\n{line}"
         return self
 
     @model_validator(mode="after")

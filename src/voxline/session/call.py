@@ -43,7 +43,7 @@ from voxline.session.handoff import wants_a_person
 from voxline.session.inbox import EarlyTextReady, FallbackUsed, Inbox, ProviderEndOfSpeech, SessionEvent, Stop
 from voxline.session.keypad import Entry, Keypad, KeypadOutcome, LanguageKey
 from voxline.session.listener import EarlyText, Listener
-from voxline.session.prompt import build_prompt
+from voxline.session.prompt import build_prompt, known_answer
 from voxline.session.records import CallRecord
 from voxline.session.responder import Responder, Stage
 from voxline.session.speech import EndReason, Reply, ReplyKind, ReplyState, Speech
@@ -179,6 +179,7 @@ class CallSession:
         self._awaiting_answer = outbound
         self._tool_user = ToolUser(agent, tools, record, self.log)
         self._tools = tool_definitions(agent) or None  # as the LLM sees them
+        self._schedule = agent.hours.schedule()
         self._answered_by = ""
         self._answer_known = asyncio.Event()
         self._inbound = bytearray()
@@ -818,6 +819,10 @@ class CallSession:
             self.log.info("the caller said goodbye")
             await self._speak_fixed(reply, [(self._agent.goodbye, None)])
             self._spawn(self._hang_up_once_heard(reply), "hang-up")
+            return
+        if (known := known_answer(self._schedule, self._listener.stt_language(), reply.caller_text)) is not None:
+            self.log.info("answered from the opening hours")
+            await self._speak_fixed(reply, [(known, None)])
             return
         if self._agent.transfer.number and wants_a_person(reply.caller_text):
             self.log.info("the caller asked for a person")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from voxline.config import AgentConfig
+from voxline.knowledge.hours_questions import answer_hours
+from voxline.knowledge.schedule import Schedule
 from voxline.llm.base import ChatMessage
 
 
@@ -15,3 +17,11 @@ def build_prompt(
     recent = history[-keep:] if keep else []
     system = f"{agent.system_prompt}\n{instruction}" if instruction else agent.system_prompt
     return [{"role": "system", "content": system}, *recent, {"role": "user", "content": caller_text}]
+
+
+def known_answer(schedule: Schedule | None, stt_language: str, caller_text: str) -> str | None:
+    """What the agent knows for certain, said instead of the LLM's answer: a short question about
+    the opening hours, from the schedule (English calls; other languages go to the LLM)."""
+    if schedule is None or not stt_language.startswith("en"):
+        return None
+    return answer_hours(caller_text, schedule)

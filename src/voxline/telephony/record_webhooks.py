@@ -25,7 +25,7 @@ from voxline.observability.metrics import Metrics
 from voxline.services import Services, ServicesDep
 from voxline.session.farewell import is_farewell
 from voxline.session.handoff import wants_a_person
-from voxline.session.prompt import build_prompt
+from voxline.session.prompt import build_prompt, known_answer
 from voxline.session.records import CallRecord
 from voxline.session.responder import Responder, Stage
 from voxline.session.timeline import TurnRecord
@@ -188,7 +188,11 @@ async def _recorded_turn(services: Services, request: Request, params: dict[str,
     mark = time.monotonic()
     history = await services.store.history(call_sid, fallback=record.history)
     reply = _WholeReply(record, services.metrics, mark)
-    await responder.answer(build_prompt(agent, history, text), None, reply)
+    if (known := known_answer(agent.hours.schedule(), agent.language, text)) is not None:
+        reply.said(known)  # from the opening hours, not the LLM
+        await responder.say([(known, None)], reply)
+    else:
+        await responder.answer(build_prompt(agent, history, text), None, reply)
     answered_ms = _ms(mark)
     llm_ms = answered_ms if reply.generated_at is None else round((reply.generated_at - mark) * 1000, 1)
     stages["llm"], stages["tts"] = llm_ms, round(answered_ms - llm_ms, 1)
@@ -283,7 +287,7 @@ class _WholeReply:
         return ToolOutcome(call, ok=False, error="the recording path offers no tools")
 
     def said(self, text: str) -> None:
-        pass  # (no tools on this path: nothing is said but the LLM's words and the apology)
+        self.generated = f"{self.generated} {text}".strip()
 
     async def confirmed(self) -> None:
         pass
