@@ -484,12 +484,15 @@ class CallSession:
             self.log.info("keypad entry %s (%s)", Private(outcome.digits), outcome.name or "keys")
             self.record.event("keypad", digits=outcome.digits, name=outcome.name, valid=outcome.valid)
             if outcome.valid:
-                self._typed_turn(outcome.text)
+                self.caller_typed(outcome.text)
             else:
                 self._say([(outcome.text, None)])
 
-    def _typed_turn(self, text: str) -> None:
-        """The caller's keys, as words for the agent: a turn like a spoken one, without the STT."""
+    def caller_typed(self, text: str) -> None:
+        """Words the caller gave without speaking them (keys, or typed on the softphone): a turn
+        like a spoken one, without the STT."""
+        if self._ending:
+            return
         self._interrupt(EndReason.KEY)
         self._listener.chosen = True
         now = self._clock()

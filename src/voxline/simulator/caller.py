@@ -118,6 +118,7 @@ class CallerTurn:
     audio: np.ndarray  # 8 kHz int16
     barge_in_after_s: float | None = None  # talk over the agent this long after its audio starts
     dtmf: str = ""  # press these keys instead of speaking
+    text: str = ""  # type this instead of speaking (the softphone's ``voxline.text``)
 
 
 @dataclass
@@ -187,12 +188,14 @@ class SimulatedCall:
         call_sid: str = "",
         account_sid: str = "",
         direction: str = "inbound",
+        softphone_token: str | None = None,
     ) -> None:
         """``line_noise_dbfs``: between utterances the line carries hiss at this level instead of
-        digital silence, as a real phone line does (a detector's start-up on the first noise after
-        silence is then not mistaken for the caller). A call the server placed: its ``call_sid``
-        (and ``account_sid``), ``direction="outbound-api"``, ``caller`` the business's number and
-        ``called`` the person's."""
+                digital silence, as a real phone line does (a detector's start-up on the first noise after
+                silence is then not mistaken for the caller). A call the server placed: its ``call_sid``
+                (and ``account_sid``), ``direction="outbound-api"``, ``caller`` the business's number and
+                ``called`` the person's. ``softphone_token``: the browser softphone's call instead (``/phone-stream``
+        with the API token, no webhook), which may also type turns (``CallerTurn.text``)."""
         self.base_url = base_url.rstrip("/")
         self.public_url = (public_url or base_url).rstrip("/")
         self.auth_token = auth_token
@@ -207,6 +210,7 @@ class SimulatedCall:
         self.call_sid = call_sid or _sid("CA")
         self.account_sid = account_sid or _sid("AC")
         self.direction = direction
+        self.softphone_token = softphone_token
         self.stream_sid = _sid("MZ")
         self._seq = 0
         self._chunk = 0
@@ -227,6 +231,8 @@ class SimulatedCall:
 
     # -- the webhook -----------------------------------------------------------------------------
     async def answer(self, client: httpx.AsyncClient) -> tuple[str, str, dict[str, str]]:
+        if self.softphone_token is not None:  # the browser's call: no webhook, the token in ``start``
+            return "", self.public_url + "/phone-stream", {"token": self.softphone_token, "From": "softphone"}
         params = {
             "AccountSid": self.account_sid,
             "ApiVersion": "2010-04-01",
@@ -414,7 +420,7 @@ class SimulatedCall:
             if own_client:
                 await client.aclose()
         headers = {"User-Agent": USER_AGENT}
-        if self.auth_token:
+        if self.auth_token and self.softphone_token is None:
             headers["X-Twilio-Signature"] = sign(self.auth_token, stream_url)
         own_session = session is None
         session = session or stream_session()
@@ -537,7 +543,10 @@ class SimulatedCall:
             while (first := playback.first_audible_after(self._started)) is None:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)  # the playback model is a buffer, not an event source
             await asyncio.sleep(max(0.0, first + turn.barge_in_after_s - self._clock()))
-        if turn.dtmf:
+        if turn.text:
+            await self._send({"event": "voxline.text", "streamSid": self.stream_sid, "text": turn.text})
+            start = end = self._clock()
+        elif turn.dtmf:
             for digit in turn.dtmf:
                 await self._send(
                     {

@@ -282,10 +282,17 @@ class MediaStream:
             self.session.on_mark(event.name)
         elif isinstance(event, m.Dtmf):
             self.session.on_dtmf(event.digit)
+        elif isinstance(event, m.CallerText):
+            if self.takes_text:
+                self.session.caller_typed(event.text)
+            else:
+                self._reject("voxline.text is the softphone's, not Twilio's")
         elif isinstance(event, m.Stop):
             log.info("stream stopped by Twilio (CallSid %s)", m.shown(event.call_sid))
             return False
         return True
+
+    takes_text = False  # typed caller turns (``voxline.text``): the softphone's, never a phone call's
 
     def _start(self, start: m.Start) -> bool:
         if (why := self.refusal(start)) is not None:

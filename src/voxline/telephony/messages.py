@@ -19,6 +19,7 @@ MAX_NAME_CHARS = 128  # a mark's name (ours, echoed), a protocol or version stri
 MAX_PARAMETER_CHARS = 500  # Twilio: "the combined length of each name and value must be under 500 characters"
 MAX_PARAMETERS = 32
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+MAX_TEXT_CHARS = 1000  # a typed caller turn (softphone)
 
 
 class ProtocolError(ValueError):
@@ -59,6 +60,14 @@ class Dtmf:
 
 
 @dataclass(frozen=True)
+class CallerText:
+    """``voxline.text``: words the caller typed instead of saying them (the softphone only)."""
+
+    stream_sid: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Mark:
     stream_sid: str
     name: str
@@ -70,7 +79,7 @@ class Stop:
     call_sid: str
 
 
-InboundMessage = Connected | Start | Media | Dtmf | Mark | Stop
+InboundMessage = Connected | Start | Media | Dtmf | Mark | Stop | CallerText
 
 
 def _obj(data: dict, key: str) -> dict:
@@ -202,6 +211,11 @@ def _other(data: dict, event: object) -> InboundMessage:
     if event == "stop":
         stop = data["stop"] if isinstance(data.get("stop"), dict) else {}
         return Stop(stream_sid=_str(data, "streamSid"), call_sid=str(stop.get("callSid", ""))[:MAX_SID_CHARS])
+    if event == "voxline.text":
+        text = data.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_CHARS:
+            raise ProtocolError(f"voxline.text must be 1 to {MAX_TEXT_CHARS} characters of text")
+        return CallerText(stream_sid=_str(data, "streamSid"), text=text.strip())
     raise ProtocolError(f"unknown event {shown(event, 32)}")
 
 

@@ -6,7 +6,9 @@ path ``softphone``. Browsers cannot set headers on a WebSocket, so when ``VOXLIN
 set the token travels in the ``start`` message's ``customParameters`` (``token``). Without a
 token the socket exists only in ``--dev`` mode, and then only for pages of this same server.
 
-Besides Twilio's messages, this socket (and only this one) sends ``voxline.call`` once the call
+Besides Twilio's messages, this socket (and only this one) takes ``voxline.text``, a turn the
+caller types instead of saying (the same session answers it, without the speech-to-text), and sends
+``voxline.call`` once the call
 starts, ``voxline.caller`` with what the caller said as soon as it is transcribed, and
 ``voxline.turn`` after each finished turn (as the record changes, no polling), so the page can show
 the transcript and each turn's latency without polling the API.
@@ -62,6 +64,7 @@ def _same_origin(ws: WebSocket) -> bool:
 
 class SoftphoneStream(MediaStream):
     path = "softphone"
+    takes_text = True  # the page may send what the caller types (``voxline.text``)
 
     def __init__(self, ws: WebSocket, services: Services) -> None:
         super().__init__(ws, services)
