@@ -6,7 +6,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install test-data run lint test test-fast test-unit audit bench-latency bench-ab bench-deps bench-load bench-capacity bench-micro bench-soak bench-turns bench-tools clean
+.PHONY: install test-data run lint test test-fast test-unit audit bench-latency bench-ab bench-deps bench-load bench-capacity bench-micro bench-soak bench-turns bench-tools bench-conversation clean
 
 .venv/.installed: pyproject.toml requirements-models.txt scripts/install.sh
 	./scripts/install.sh
@@ -64,6 +64,10 @@ bench-soak: bench-deps test-data
 # Turn-taking on phone audio (docs/benchmarks.md): about 15 minutes for the whole labelled set.
 bench-turns: bench-deps test-data
 	.venv/bin/voxline bench turns
+
+# Right answers on four businesses' agent files, spoken and typed (about 25 minutes).
+bench-conversation: bench-deps test-data
+	.venv/bin/voxline bench conversation
 
 # Which tool the embedded LLM calls, on a labelled set of caller sentences (about a minute).
 bench-tools: install

@@ -169,6 +169,28 @@ def turns(
 
 
 @bench_app.command()
+def conversation(
+    mode: Annotated[list[str], typer.Option(help="'text' and/or 'speech' (repeatable; default both).")] = [],  # noqa: B006
+    part: Annotated[str, typer.Option(help="'tune', 'held-out' or 'all'.")] = "all",
+    business: Annotated[list[str], typer.Option(help="Only these businesses (repeatable; default: all).")] = [],  # noqa: B006
+    label: Annotated[str, typer.Option(help="Result name under --out.")] = "conversation",
+    out: Annotated[Path, typer.Option(help="Folder for the JSON result, the plot and the server logs.")] = Path(
+        "bench/results"
+    ),
+) -> None:
+    """Right answers on four businesses' agent files: spoken (espeak-ng callers) and typed."""
+    from voxline.benchmarks.conversation import run_benchmark
+    from voxline.benchmarks.conversation_report import conversation_table, plot_conversation
+    from voxline.benchmarks.report import write_json
+
+    result = run_benchmark(mode or ["text", "speech"], part, out, console.print, business)
+    console.print(conversation_table(result["summary"]))
+    path = write_json(label, result, out)
+    plot = plot_conversation(out / f"{label}.png", result["summary"])
+    console.print(f"wrote {path} and {plot}")
+
+
+@bench_app.command()
 def micro(
     repeat: Annotated[int, typer.Option(help="Timed repetitions per benchmark (the best is kept).")] = 5,
     label: Annotated[str, typer.Option(help="Result name under --out.")] = "micro",
