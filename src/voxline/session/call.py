@@ -31,6 +31,7 @@ from voxline.config import AgentConfig
 from voxline.engine.fallback import report_fallbacks_to
 from voxline.engine.stack import VoiceStack
 from voxline.errors import ProviderError
+from voxline.knowledge.facts import FactBook
 from voxline.llm.base import ChatMessage
 from voxline.llm.events import ToolCall
 from voxline.logs import Private
@@ -180,6 +181,7 @@ class CallSession:
         self._tool_user = ToolUser(agent, tools, record, self.log)
         self._tools = tool_definitions(agent) or None  # as the LLM sees them
         self._schedule = agent.hours.schedule()
+        self._facts = FactBook.from_prompt(agent.system_prompt)
         self._answered_by = ""
         self._answer_known = asyncio.Event()
         self._inbound = bytearray()
@@ -823,8 +825,9 @@ class CallSession:
             await self._speak_fixed(reply, [(self._agent.goodbye, None)])
             self._spawn(self._hang_up_once_heard(reply), "hang-up")
             return
-        if (known := known_answer(self._schedule, self._listener.stt_language(), reply.caller_text)) is not None:
-            self.log.info("answered from the opening hours")
+        language = self._listener.stt_language()
+        if (known := known_answer(self._schedule, self._facts, language, reply.caller_text)) is not None:
+            self.log.info("answered from the agent's facts")
             await self._speak_fixed(reply, [(known, None)])
             return
         if self._agent.transfer.number and wants_a_person(reply.caller_text):

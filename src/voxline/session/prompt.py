@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from voxline.config import AgentConfig
+from voxline.knowledge.facts import FactBook
 from voxline.knowledge.hours_questions import answer_hours
 from voxline.knowledge.schedule import Schedule
 from voxline.llm.base import ChatMessage
@@ -19,9 +20,12 @@ def build_prompt(
     return [{"role": "system", "content": system}, *recent, {"role": "user", "content": caller_text}]
 
 
-def known_answer(schedule: Schedule | None, stt_language: str, caller_text: str) -> str | None:
-    """What the agent knows for certain, said instead of the LLM's answer: a short question about
-    the opening hours, from the schedule (English calls; other languages go to the LLM)."""
-    if schedule is None or not stt_language.startswith("en"):
+def known_answer(schedule: Schedule | None, facts: FactBook, stt_language: str, caller_text: str) -> str | None:
+    """What the agent knows for certain, said instead of the LLM's answer (English calls; other
+    languages go to the LLM): a short question about the opening hours, from the schedule; a
+    yes/no question that exactly one of the agent's facts answers, with that fact."""
+    if not stt_language.startswith("en"):
         return None
-    return answer_hours(caller_text, schedule)
+    if schedule is not None and (hours := answer_hours(caller_text, schedule)) is not None:
+        return hours
+    return facts.answer(caller_text)

@@ -18,6 +18,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from voxline.audio.pcm import rms_dbfs
 from voxline.engine.fallback import report_fallbacks_to
 from voxline.errors import ProviderError
+from voxline.knowledge.facts import FactBook
 from voxline.llm.base import ChatMessage
 from voxline.llm.events import ToolCall
 from voxline.logs import Private
@@ -188,8 +189,9 @@ async def _recorded_turn(services: Services, request: Request, params: dict[str,
     mark = time.monotonic()
     history = await services.store.history(call_sid, fallback=record.history)
     reply = _WholeReply(record, services.metrics, mark)
-    if (known := known_answer(agent.hours.schedule(), agent.language, text)) is not None:
-        reply.said(known)  # from the opening hours, not the LLM
+    facts = FactBook.from_prompt(agent.system_prompt)
+    if (known := known_answer(agent.hours.schedule(), facts, agent.language, text)) is not None:
+        reply.said(known)  # from the opening hours or the facts, not the LLM
         await responder.say([(known, None)], reply)
     else:
         await responder.answer(build_prompt(agent, history, text), None, reply)
