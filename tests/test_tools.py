@@ -73,7 +73,9 @@ class BusinessEndpoints(LoopbackServer):
         return Response(status_code=self.webhook_statuses.pop(0) if self.webhook_statuses else 200)
 
 
-def tools_agent(tmp_path, endpoints: BusinessEndpoints, say: str = "", greeting: str = "", timeout_s: float = 3) -> str:
+def tools_agent(
+    tmp_path, endpoints: BusinessEndpoints, say: str = "", greeting: str = "Hello.", timeout_s: float = 3
+) -> str:
     """The packaged front desk with two tools, the built-ins, and the business's webhook."""
     text = resources.files("voxline.agents").joinpath("front_desk.toml").read_text(encoding="utf-8")
     top = ['builtin_tools = ["end_call", "take_message"]', "filler_after_ms = 400"]  # before any table

@@ -825,15 +825,15 @@ class CallSession:
             await self._speak_fixed(reply, [(self._agent.goodbye, None)])
             self._spawn(self._hang_up_once_heard(reply), "hang-up")
             return
-        language = self._listener.stt_language()
-        if (known := known_answer(self._schedule, self._facts, language, reply.caller_text)) is not None:
-            self.log.info("answered from the agent's facts")
-            await self._speak_fixed(reply, [(known, None)])
-            return
         if self._agent.transfer.number and wants_a_person(reply.caller_text):
             self.log.info("the caller asked for a person")
             await self._speak_fixed(reply, [(self._agent.transfer.phrase, None)])
             self._spawn(self._transfer_once_heard(reply), "transfer")
+            return
+        language = self._listener.stt_language()
+        if (known := known_answer(self._schedule, self._facts, language, reply.caller_text)) is not None:
+            self.log.info("answered from the agent's facts")
+            await self._speak_fixed(reply, [(known, None)])
             return
         messages = self._prompt(reply.caller_text)
         self.log.info("LLM streaming (%d messages)", len(messages))
