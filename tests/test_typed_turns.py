@@ -31,3 +31,18 @@ async def test_a_phone_calls_stream_does_not_take_typed_turns(server, caplog):
     record = await server.wait_record_closed(result.call_sid)
     assert not [t for t in record.turns if t.kind == "answer"]
     assert "voxline.text is the softphone's" in caplog.text
+
+
+async def test_voxline_call_prints_what_the_caller_was_heard_to_say_and_the_answer(server, prompts):
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from voxline.cli import app
+
+    env = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "VOXLINE_API_TOKEN": API_TOKEN, "COLUMNS": "250"}
+    args = ["call", "--turn", str(prompts / "hello-world.wav"), "--url", server.url]
+    done = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+    assert done.exit_code == 0, done.output
+    assert "heard as" in done.output and "agent answered" in done.output
+    assert "Hello" in done.output or "hello" in done.output  # what Whisper heard of the prompt

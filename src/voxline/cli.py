@@ -123,19 +123,49 @@ def call(
         return await SimulatedCall(url, token, public_url, quiet_s=quiet).run(turns)
 
     result = asyncio.run(place_call())
+    said = _what_was_said(url, result.call_sid)
     table = Table(title=f"Call {result.call_sid}")
     table.add_column("turn")
     table.add_column("speech (s)", justify="right")
     table.add_column("voice-to-voice latency (ms)", justify="right")
     table.add_column("clear", justify="right")
-    for item in result.turns:
+    if said is not None:
+        table.add_column("heard as")
+        table.add_column("agent answered")
+    for index, item in enumerate(result.turns):
         latency = "no reply" if item.latency_s is None else f"{item.latency_s * 1000:.0f}"
         clear = "" if item.clear_at is None else f"{(item.clear_at - item.speech_start) * 1000:.0f} ms after speech"
-        table.add_row(item.label, f"{item.speech_end - item.speech_start:.2f}", latency, clear)
+        words = [*(said[index] if said is not None and index < len(said) else ("", ""))] if said is not None else []
+        table.add_row(item.label, f"{item.speech_end - item.speech_start:.2f}", latency, clear, *words)
     console.print(table)
     if save is not None:
         write_wav(save, result.heard(), TELEPHONY_RATE)
         console.print(f"saved what the caller heard to {save}")
+
+
+def _what_was_said(url: str, call_sid: str) -> list[tuple[str, str]] | None:
+    """Per answered turn, what the server heard the caller say and what the agent answered (from
+    the call-record API, with VOXLINE_API_TOKEN); None without the token or the API."""
+    import time
+
+    import httpx
+
+    token = os.environ.get("VOXLINE_API_TOKEN", "")
+    if not token:
+        console.print("(set VOXLINE_API_TOKEN to see what the caller was heard to say and what the agent answered)")
+        return None
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            answer = httpx.get(f"{url}/api/calls/{call_sid}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        except httpx.HTTPError:
+            return None
+        if answer.status_code == 200 and (answer.json().get("outcome") != "in-progress" or time.monotonic() > deadline):
+            turns = [t for t in answer.json().get("turns", []) if t.get("kind", "answer") == "answer"]
+            return [(t.get("caller_text", ""), t.get("agent_text", "")) for t in turns]
+        if answer.status_code != 200 and time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
 
 
 def _record_call(url: str, token: str, public_url: str | None, turns, save: Path | None) -> None:
@@ -150,13 +180,18 @@ def _record_call(url: str, token: str, public_url: str | None, turns, save: Path
         return await RecordedCall(url, token, os.environ.get("TWILIO_ACCOUNT_SID") or None, public_url).run(turns)
 
     result = asyncio.run(place_call())
+    said = _what_was_said(url, result.call_sid)
     table = Table(title=f"Recorded call {result.call_sid}")
     table.add_column("turn")
     table.add_column("speech (s)", justify="right")
     table.add_column("voice-to-voice latency (ms)", justify="right")
-    for item in result.turns:
+    if said is not None:
+        table.add_column("heard as")
+        table.add_column("agent answered")
+    for index, item in enumerate(result.turns):
         latency = "no reply" if item.latency_s is None else f"{item.latency_s * 1000:.0f}"
-        table.add_row(item.label, f"{item.speech_end - item.speech_start:.2f}", latency)
+        words = [*(said[index] if said is not None and index < len(said) else ("", ""))] if said is not None else []
+        table.add_row(item.label, f"{item.speech_end - item.speech_start:.2f}", latency, *words)
     console.print(table)
     if save is not None:
         write_wav(save, np.concatenate([result.greeting_audio, *[t.reply_audio for t in result.turns]]), TELEPHONY_RATE)
