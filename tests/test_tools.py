@@ -176,6 +176,17 @@ def hosted(server, make_server, fake: FakeOpenAI, agent_file: str, **settings):
     return running
 
 
+def after_first_request(fake: FakeOpenAI, change) -> asyncio.Task:
+    """``change()`` the fake LLM once it has answered its first request (the next turn differs)."""
+
+    async def wait() -> None:
+        while not fake.requests:
+            await asyncio.sleep(0.02)
+        change()
+
+    return asyncio.create_task(wait())
+
+
 def tool_events(record) -> list[dict]:
     return [e for e in record.events if e["kind"] == "tool-call"]
 
@@ -235,12 +246,7 @@ async def test_a_failing_tool_is_said_so_and_the_call_goes_on(server, make_serve
         running = hosted(server, make_server, fake, tools_agent(tmp_path, endpoints))
         call = SimulatedCall(running.url, AUTH_TOKEN)
 
-        async def words_next():
-            while len(fake.requests) < 1:
-                await asyncio.sleep(0.02)
-            fake.mode = "ok"
-
-        switch = asyncio.create_task(words_next())
+        switch = after_first_request(fake, lambda: setattr(fake, "mode", "ok"))  # words next
         speech = speech_from_wav(prompts / "hello-world.wav")
         result = await call.run([CallerTurn("stock?", speech), CallerTurn("hours?", speech)])
         await switch
@@ -299,12 +305,7 @@ async def test_speaking_over_a_slow_tool_cancels_its_reply(server, make_server, 
         speech = speech_from_wav(prompts / "hello-world.wav")
         turns = [CallerTurn("order", speech), CallerTurn("while it looks", speech)]
 
-        async def words_next():
-            while len(fake.requests) < 1:
-                await asyncio.sleep(0.02)
-            fake.mode = "ok"
-
-        switch = asyncio.create_task(words_next())
+        switch = after_first_request(fake, lambda: setattr(fake, "mode", "ok"))  # words next
         result = await SimulatedCall(running.url, AUTH_TOKEN).run(turns)
         await switch
         record = await running.wait_record_closed(result.call_sid)
@@ -349,12 +350,8 @@ async def test_a_booking_collects_its_fields_reads_them_back_and_is_returned_by_
         running = hosted(server, make_server, fake, tools_agent(tmp_path, endpoints))
         speech = speech_from_wav(prompts / "hello-world.wav")
 
-        async def phone_next():
-            while len(fake.requests) < 1:
-                await asyncio.sleep(0.02)
-            fake.tool_arguments = {"name": "Priya", "day": "Friday", "phone": "415 555 0134"}
-
-        given = asyncio.create_task(phone_next())
+        phone = {"name": "Priya", "day": "Friday", "phone": "415 555 0134"}
+        given = after_first_request(fake, lambda: setattr(fake, "tool_arguments", phone))
         result = await SimulatedCall(running.url, AUTH_TOKEN).run(
             [CallerTurn("book", speech), CallerTurn("phone", speech)]
         )
