@@ -135,8 +135,9 @@ def call(
     for index, item in enumerate(result.turns):
         latency = "no reply" if item.latency_s is None else f"{item.latency_s * 1000:.0f}"
         clear = "" if item.clear_at is None else f"{(item.clear_at - item.speech_start) * 1000:.0f} ms after speech"
-        words = [*(said[index] if said is not None and index < len(said) else ("", ""))] if said is not None else []
-        table.add_row(item.label, f"{item.speech_end - item.speech_start:.2f}", latency, clear, *words)
+        table.add_row(
+            item.label, f"{item.speech_end - item.speech_start:.2f}", latency, clear, *_said_columns(said, index)
+        )
     console.print(table)
     if save is not None:
         write_wav(save, result.heard(), TELEPHONY_RATE)
@@ -146,26 +147,29 @@ def call(
 def _what_was_said(url: str, call_sid: str) -> list[tuple[str, str]] | None:
     """Per answered turn, what the server heard the caller say and what the agent answered (from
     the call-record API, with VOXLINE_API_TOKEN); None without the token or the API."""
-    import time
-
     import httpx
+
+    from voxline.simulator.caller import ended_call_record
 
     token = os.environ.get("VOXLINE_API_TOKEN", "")
     if not token:
         console.print("(set VOXLINE_API_TOKEN to see what the caller was heard to say and what the agent answered)")
         return None
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            answer = httpx.get(f"{url}/api/calls/{call_sid}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        except httpx.HTTPError:
-            return None
-        if answer.status_code == 200 and (answer.json().get("outcome") != "in-progress" or time.monotonic() > deadline):
-            turns = [t for t in answer.json().get("turns", []) if t.get("kind", "answer") == "answer"]
-            return [(t.get("caller_text", ""), t.get("agent_text", "")) for t in turns]
-        if answer.status_code != 200 and time.monotonic() > deadline:
-            return None
-        time.sleep(0.2)
+    try:
+        record = asyncio.run(ended_call_record(url, token, call_sid, timeout_s=10))
+    except httpx.HTTPError:
+        return None
+    if record is None:
+        return None
+    turns = [t for t in record.get("turns", []) if t.get("kind", "answer") == "answer"]
+    return [(t.get("caller_text", ""), t.get("agent_text", "")) for t in turns]
+
+
+def _said_columns(said: list[tuple[str, str]] | None, index: int) -> list[str]:
+    """The turn's "heard as" and "agent answered" cells (none without the API)."""
+    if said is None:
+        return []
+    return list(said[index]) if index < len(said) else ["", ""]
 
 
 def _record_call(url: str, token: str, public_url: str | None, turns, save: Path | None) -> None:
@@ -190,8 +194,7 @@ def _record_call(url: str, token: str, public_url: str | None, turns, save: Path
         table.add_column("agent answered")
     for index, item in enumerate(result.turns):
         latency = "no reply" if item.latency_s is None else f"{item.latency_s * 1000:.0f}"
-        words = [*(said[index] if said is not None and index < len(said) else ("", ""))] if said is not None else []
-        table.add_row(item.label, f"{item.speech_end - item.speech_start:.2f}", latency, *words)
+        table.add_row(item.label, f"{item.speech_end - item.speech_start:.2f}", latency, *_said_columns(said, index))
     console.print(table)
     if save is not None:
         write_wav(save, np.concatenate([result.greeting_audio, *[t.reply_audio for t in result.turns]]), TELEPHONY_RATE)

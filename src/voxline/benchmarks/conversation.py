@@ -29,11 +29,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 from voxline.benchmarks.harness import BenchServer
-from voxline.simulator.caller import CallerTurn, SimulatedCall
+from voxline.simulator.caller import CallerTurn, SimulatedCall, ended_call_record
 
 MODES = ("text", "speech")
 PARTS = ("tune", "held-out")
@@ -133,19 +132,6 @@ class CallerVoice:
         return self._cache[text]
 
 
-async def _call_record(server: BenchServer, call_sid: str, timeout_s: float = 30.0) -> dict:
-    headers = {"Authorization": f"Bearer {server.api_token}"}
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        while True:
-            answer = await client.get(f"/api/calls/{call_sid}", headers=headers)
-            if answer.status_code == 200 and answer.json().get("outcome") != "in-progress":
-                return answer.json()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"call {call_sid} did not end")
-            await asyncio.sleep(0.2)
-
-
 async def run_scenario(
     server: BenchServer, scenario: Scenario, mode: str, voice: CallerVoice | None
 ) -> list[TurnResult]:
@@ -157,7 +143,9 @@ async def run_scenario(
         call = SimulatedCall(server.url, server.auth_token, reply_timeout_s=60)
         turns = [CallerTurn(t.say[:40], voice.speak(t.say)) for t in scenario.turns]
     result = await call.run(turns)
-    record = await _call_record(server, result.call_sid)
+    record = await ended_call_record(server.url, server.api_token, result.call_sid)
+    if record is None or record.get("outcome") == "in-progress":
+        raise TimeoutError(f"call {result.call_sid} did not end")
     answers = [t for t in record["turns"] if t.get("kind") == "answer"]
     out = []
     for index, turn in enumerate(scenario.turns):

@@ -152,6 +152,23 @@ class CallResult:
         return self.playback.heard(self.started if since is None else since, until)
 
 
+async def ended_call_record(base_url: str, api_token: str, call_sid: str, timeout_s: float = 30.0) -> dict | None:
+    """The call's record from the call-record API (``GET /api/calls/{CallSid}``) once it has ended;
+    past ``timeout_s``, the last record seen (still in progress), or None if none was served."""
+    deadline = time.monotonic() + timeout_s
+    last: dict | None = None
+    async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=10) as client:
+        while True:
+            answer = await client.get(f"/api/calls/{call_sid}", headers={"Authorization": f"Bearer {api_token}"})
+            if answer.status_code == 200:
+                last = answer.json()
+                if last.get("outcome") != "in-progress":
+                    return last
+            if time.monotonic() > deadline:
+                return last
+            await asyncio.sleep(0.2)
+
+
 async def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
     """Poll ``/healthz`` until the server has loaded its models."""
     deadline = time.monotonic() + timeout_s
