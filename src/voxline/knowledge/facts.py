@@ -53,6 +53,9 @@ def stem(word: str) -> str:
     return word
 
 
+IGNORED = STOPWORDS | {stem(word) for word in STOPWORDS}  # as a question's words are compared: stemmed
+
+
 def words(text: str) -> list[str]:
     return WORD.findall(text.lower().replace("'", "").replace("’", ""))
 
@@ -85,7 +88,7 @@ class FactBook:
         """The facts' own answer to a short yes/no question, or None (the LLM answers)."""
         if not YES_NO.match(question) or len(question.split()) > MAX_QUESTION_WORDS:
             return None
-        asked = {stem(w) for w in words(question)} - STOPWORDS - {stem(w) for w in STOPWORDS}
+        asked = {stem(w) for w in words(question)} - IGNORED
         specific = asked - GENERIC_VERBS
         if not specific or any(word not in self._idf for word in specific):
             return None  # a word the facts never use: they may not cover it
