@@ -76,10 +76,19 @@ async def test_a_call_with_every_stage_on_hosted_providers(librivox, prompts, tm
 
     async with FakeOpenAI() as openai, FakeElevenLabs() as eleven:
         eleven.speech = speech_from_wav(prompts / "hello-world.wav")
+        # Without speculation: the fake STT returns the whole transcript at the caller's first short
+        # pause, and a reply started there and dropped 50 ms later may already have sent its first
+        # piece to the TTS, which would make the pieces below depend on timing.
+        from importlib import resources
+
+        front_desk = resources.files("voxline.agents").joinpath("front_desk.toml").read_text(encoding="utf-8")
+        agent_file = tmp_path / "no-speculation.toml"
+        agent_file.write_text(front_desk + "\n[turns]\nspeculate = false\n", encoding="utf-8")
         settings = Settings(
             TWILIO_AUTH_TOKEN=AUTH_TOKEN,
             TWILIO_ACCOUNT_SID=ACCOUNT_SID,
             data_dir=tmp_path,
+            agent_file=agent_file,
             stt="openai",
             stt_model="whisper-1",
             llm="openai",
